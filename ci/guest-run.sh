@@ -1,0 +1,67 @@
+#!/bin/bash
+# Runs inside the booted, patched kernel (as root): every test of the given
+# test binaries on its own, with the kernel log checked after each and a
+# kmemleak scan at the end. Writes a summary line "N passed, M failed".
+set -u
+# /mnt comes read-only from the host: a tmpfs over it holds the test trees.
+export TMPDIR=/mnt
+mount -t tmpfs -o size=75%,mode=1777 tmpfs "$TMPDIR" || { echo "cannot mount tmpfs"; exit 1; }
+mount -t debugfs none /sys/kernel/debug 2>/dev/null
+KMEMLEAK=/sys/kernel/debug/kmemleak
+[ -w $KMEMLEAK ] && echo clear >$KMEMLEAK
+BAD='BUG:|WARNING:|possible recursive locking|possible circular locking|inconsistent lock state|lockdep|KASAN|kmemleak|scheduling while atomic|Oops|general protection|hung_task|blocked for more than|soft lockup|refcount_t'
+log_lines=$(dmesg | wc -l)
+passed=0
+failed=0
+failures=()
+
+kernel_log_clean() {
+	local new
+	new=$(dmesg | tail -n +"$((log_lines + 1))")
+	log_lines=$(dmesg | wc -l)
+	if grep -Eq "$BAD" <<<"$new"; then
+		echo "---- kernel log ----"
+		echo "$new"
+		return 1
+	fi
+	return 0
+}
+
+for bin in "$@"; do
+	for t in $("$bin" --list --format terse 2>/dev/null | sed -n 's/: test$//p'); do
+		start=$(date +%s.%N)
+		out=$(timeout 300 "$bin" --exact "$t" --test-threads=1 --nocapture 2>&1)
+		rc=$?
+		secs=$(echo "$(date +%s.%N) - $start" | bc)
+		if [ $rc = 0 ] && kernel_log_clean; then
+			passed=$((passed + 1))
+			printf 'PASS %-70s %6.2fs\n' "$(basename "${bin%-*}")::$t" "$secs"
+		else
+			kernel_log_clean >/dev/null
+			failed=$((failed + 1))
+			failures+=("$t")
+			printf 'FAIL %-70s %6.2fs\n' "$(basename "${bin%-*}")::$t" "$secs"
+			echo "$out" | tail -40
+		fi
+	done
+done
+
+if [ -w $KMEMLEAK ]; then
+	# Two scans: an object is reported only once it stayed unreferenced.
+	echo scan >$KMEMLEAK; sleep 1; echo scan >$KMEMLEAK
+	if [ -s $KMEMLEAK ]; then
+		echo "FAIL kmemleak reports leaks:"
+		head -60 $KMEMLEAK
+		failed=$((failed + 1))
+		failures+=("kmemleak")
+	else
+		echo "PASS kmemleak: no leaks"
+		passed=$((passed + 1))
+	fi
+else
+	echo "FAIL kmemleak is not available"
+	failed=$((failed + 1))
+fi
+[ ${#failures[@]} = 0 ] || echo "failed: ${failures[*]}"
+echo "guest: $passed passed, $failed failed"
+[ $failed = 0 ]

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A held reference to a directory (`struct path`).
+
+use kernel::bindings;
+use kernel::error::to_result;
+use kernel::prelude::*;
+use kernel::str::CStr;
+
+/// Which permissions a caller needs on a directory.
+#[derive(Clone, Copy)]
+pub(crate) enum Access {
+    /// List, create and delete entries.
+    ReadWriteSearch,
+}
+
+impl Access {
+    fn mask(self) -> i32 {
+        match self {
+            Access::ReadWriteSearch => {
+                (bindings::MAY_READ | bindings::MAY_WRITE | bindings::MAY_EXEC) as i32
+            }
+        }
+    }
+}
+
+/// A directory, pinned with a reference on its mount and dentry.
+///
+/// # Invariants
+///
+/// `self.0` holds a reference on `mnt` and `dentry` taken by a path lookup,
+/// and `dentry` has a positive directory inode.
+pub(crate) struct DirPath(bindings::path);
+
+impl DirPath {
+    /// Looks `name` up relative to the caller's working directory and root,
+    /// following symlinks, and requires a directory.
+    pub(crate) fn lookup(name: &CStr) -> Result<Self> {
+        let mut path = bindings::path {
+            mnt: core::ptr::null_mut(),
+            dentry: core::ptr::null_mut(),
+        };
+        let flags = bindings::LOOKUP_FOLLOW | bindings::LOOKUP_DIRECTORY;
+        // SAFETY: `name` is NUL-terminated and `path` is valid for writes;
+        // `kern_path` fills it with referenced pointers only on success.
+        to_result(unsafe { bindings::kern_path(name.as_char_ptr(), flags, &mut path) })?;
+        // INVARIANT: the lookup succeeded with LOOKUP_DIRECTORY, so `path`
+        // holds references to a directory.
+        Ok(Self(path))
+    }
+
+    /// Checks that the caller may use the directory as `access` says.
+    pub(crate) fn check_access(&self, access: Access) -> Result {
+        // SAFETY: `self.0` is a valid, referenced path by the type invariant.
+        to_result(unsafe { bindings::path_permission(&self.0, access.mask()) })
+    }
+
+    /// True when both are the same directory or one lies inside the other,
+    /// through the dentry tree or through the mount tree.
+    pub(crate) fn overlaps(&self, other: &DirPath) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        // SAFETY: both dentries are referenced (type invariant), so their
+        // superblock pointers are valid to read.
+        let same_sb = unsafe { (*a.dentry).d_sb == (*b.dentry).d_sb };
+        // SAFETY: `is_subdir` and `path_is_under` only read the referenced
+        // dentries and mounts, taking the locks they need themselves.
+        unsafe {
+            (same_sb && (bindings::is_subdir(a.dentry, b.dentry) || bindings::is_subdir(b.dentry, a.dentry)))
+                || bindings::path_is_under(a, b)
+                || bindings::path_is_under(b, a)
+        }
+    }
+}
+
+impl Drop for DirPath {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant we own one reference on the path.
+        unsafe { bindings::path_put(&self.0) };
+    }
+}

@@ -1,0 +1,220 @@
+//! Helpers for the tests that run inside the booted, patched kernel.
+//!
+//! The guest runner (`ci/guest-run.sh`) mounts a fresh tmpfs and points
+//! `TMPDIR` at it, runs every test on its own and checks the kernel log
+//! after each.
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// A fresh directory for one test, removed when dropped.
+pub struct Scratch {
+    pub root: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let base = std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+        let root = base.join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&root).expect("create scratch dir");
+        Scratch { root }
+    }
+
+    /// Creates (with parents) and returns the directory `rel`.
+    pub fn dir(&self, rel: &str) -> PathBuf {
+        let path = self.root.join(rel);
+        fs::create_dir_all(&path).expect("create dir");
+        path
+    }
+
+    /// Writes the file `rel` and returns its path.
+    pub fn file(&self, rel: &str, content: &[u8]) -> PathBuf {
+        let path = self.root.join(rel);
+        fs::write(&path, content).expect("write file");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Everything observable about a tree: to prove that a call changed nothing.
+pub fn snapshot(root: &Path) -> Vec<(PathBuf, u32, u64, i64, i64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let meta = fs::symlink_metadata(&dir).expect("stat");
+        out.push((dir.clone(), meta.mode(), meta.size(), meta.mtime(), meta.mtime_nsec()));
+        if meta.is_dir() {
+            for entry in fs::read_dir(&dir).expect("read_dir") {
+                stack.push(entry.expect("dir entry").path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn cstr(path: &Path) -> CString {
+    CString::new(path.as_os_str().as_bytes()).expect("no NUL in test paths")
+}
+
+/// The errno of a call that must fail (and must not block).
+pub fn call_errno(a: *const libc::c_char, b: *const libc::c_char) -> i32 {
+    // SAFETY: the kernel checks user pointers; invalid ones give EFAULT.
+    match unsafe { realtimesync::real_time_sync_raw(a, b) } {
+        Ok(()) => 0,
+        Err(err) => err.raw_os_error().expect("an errno"),
+    }
+}
+
+/// Runs the call in a child process with the credentials of `nobody`
+/// (uid/gid 65534, no groups) and returns its errno (0 if it succeeded
+/// and was ended by the alarm).
+pub fn call_errno_as_nobody(a: &Path, b: &Path) -> i32 {
+    let (a, b) = (cstr(a), cstr(b));
+    // SAFETY: the child only makes raw system calls and leaves with _exit,
+    // which is safe after fork even in a multi-threaded parent.
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            libc::alarm(20);
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(65534, 65534, 65534) != 0
+                || libc::setresuid(65534, 65534, 65534) != 0
+            {
+                libc::_exit(255);
+            }
+            let ret = libc::syscall(realtimesync::SYS_REAL_TIME_SYNC, a.as_ptr(), b.as_ptr());
+            libc::_exit(if ret < 0 { *libc::__errno_location() } else { 0 });
+        }
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+        assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
+        let code = libc::WEXITSTATUS(status);
+        assert_ne!(code, 255, "could not drop privileges");
+        code
+    }
+}
+
+/// The `real-time-sync` command built beside the test binaries.
+pub fn cli_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("REAL_TIME_SYNC_CLI") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>/real-time-sync
+    exe.parent().and_then(Path::parent).expect("target dir").join("real-time-sync")
+}
+
+/// A running `real-time-sync A B`; killed when dropped.
+pub struct Syncer {
+    child: Child,
+}
+
+impl Syncer {
+    /// Starts mirroring and returns once the process is inside the call.
+    pub fn start(a: &Path, b: &Path) -> Syncer {
+        let child = Command::new(cli_path())
+            .arg(a)
+            .arg(b)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn real-time-sync");
+        let syncer = Syncer { child };
+        syncer.wait_in_call(Duration::from_secs(60));
+        syncer
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits until the process blocks in system call 555.
+    pub fn wait_in_call(&self, limit: Duration) {
+        let nr = realtimesync::SYS_REAL_TIME_SYNC.to_string();
+        let path = format!("/proc/{}/syscall", self.pid());
+        let deadline = Instant::now() + limit;
+        loop {
+            let now = fs::read_to_string(&path).unwrap_or_default();
+            if now.split_whitespace().next() == Some(nr.as_str()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not in the call after {limit:?}: {now:?}");
+            sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The state letter of /proc/PID/stat (R, S, T, ...).
+    pub fn state(&self) -> char {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        stat.rsplit(')').next().and_then(|s| s.trim().chars().next()).unwrap_or('?')
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child, which we have not reaped yet.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
+    }
+
+    /// Waits for the exit, up to `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// What the command printed on stderr (after it exited).
+    pub fn stderr(&mut self) -> String {
+        let mut out = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = io::Read::read_to_string(&mut err, &mut out);
+        }
+        out
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls (in the test, not in the kernel) until `cond` holds or `limit` passes.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        sleep(Duration::from_millis(1));
+    }
+}

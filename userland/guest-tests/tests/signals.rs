@@ -1,0 +1,62 @@
+//! How the call ends: signals that end it, the job-control stop that must
+//! not, and SIGKILL.
+
+use guest_tests::{Scratch, Syncer};
+use std::time::{Duration, Instant};
+
+fn pair(name: &str) -> (Scratch, std::path::PathBuf, std::path::PathBuf) {
+    let s = Scratch::new(name);
+    let a = s.dir("a");
+    let b = s.dir("b");
+    (s, a, b)
+}
+
+fn ends_cleanly_on(sig: i32) {
+    let (_s, a, b) = pair("signal-end");
+    let mut syncer = Syncer::start(&a, &b);
+    let sent = Instant::now();
+    syncer.signal(sig);
+    let status = syncer.wait_exit(Duration::from_secs(5)).unwrap().expect("still running");
+    let took = sent.elapsed();
+    let stderr = syncer.stderr();
+    assert!(status.success(), "status {status:?}: {stderr}");
+    assert!(stderr.contains("stopped"), "the call did not return 0: {stderr}");
+    assert!(took < Duration::from_millis(100), "took {took:?}");
+}
+
+#[test]
+fn sigint_ends_the_call_with_0_within_100ms() {
+    ends_cleanly_on(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_ends_the_call_with_0_within_100ms() {
+    ends_cleanly_on(libc::SIGTERM);
+}
+
+#[test]
+fn sigkill_leaves_no_stuck_task() {
+    let (_s, a, b) = pair("sigkill");
+    let mut syncer = Syncer::start(&a, &b);
+    let pid = syncer.pid();
+    syncer.signal(libc::SIGKILL);
+    let status = syncer.wait_exit(Duration::from_secs(5)).unwrap().expect("task stuck after SIGKILL");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+}
+
+#[test]
+fn job_control_stop_and_continue_keeps_the_call_going() {
+    let (_s, a, b) = pair("sigstop");
+    let mut syncer = Syncer::start(&a, &b);
+    for stop in [libc::SIGSTOP, libc::SIGTSTP] {
+        syncer.signal(stop);
+        assert!(guest_tests::eventually(Duration::from_secs(10), || syncer.state() == 'T'), "not stopped");
+        syncer.signal(libc::SIGCONT);
+        syncer.wait_in_call(Duration::from_secs(10));
+        assert!(syncer.wait_exit(Duration::from_millis(200)).unwrap().is_none(), "the call ended on a stop");
+    }
+    syncer.signal(libc::SIGINT);
+    let status = syncer.wait_exit(Duration::from_secs(5)).unwrap().expect("still running");
+    assert!(status.success(), "{}", syncer.stderr());
+}
