@@ -32,13 +32,8 @@ fn nr_from_headers(include: &PathBuf) -> Option<i64> {
         .ok()?
         .to_string();
     // bindgen emits `pub const __NR_real_time_sync: u32 = 555;`
-    let value = bindings.split("__NR_real_time_sync").nth(1)?;
-    let digits: String = value
-        .chars()
-        .skip_while(|c| !c.is_ascii_digit())
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits.parse().ok()
+    let value = bindings.split("__NR_real_time_sync").nth(1)?.split('=').nth(1)?;
+    value.split(';').next()?.trim().parse().ok()
 }
 
 fn main() {

@@ -67,3 +67,22 @@ pub fn explain(err: &io::Error) -> &'static str {
         _ => "unexpected error",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_number_matches_the_table_entry() {
+        // Read from the headers (or the fallback): a parse slip would
+        // silently call another system call.
+        assert_eq!(SYS_REAL_TIME_SYNC, 555);
+    }
+
+    #[test]
+    fn nul_in_a_path_is_refused_before_the_call() {
+        let err = real_time_sync("a\0b", "c").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(explain(&err), "a path contains a NUL byte");
+    }
+}

@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What to do with one name, given what each side holds and which side
+//! reported a change. Pure logic on `core` only: the same file builds in the
+//! kernel and on the host (`userland/plan`), where it is unit and property
+//! tested.
+
+/// One of the two mirrored trees.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Side {
+    /// `dir_a`, the first argument.
+    A,
+    /// `dir_b`, the second argument.
+    B,
+}
+
+impl Side {
+    /// The other tree.
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+/// The kind of a directory entry, as far as mirroring cares.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// A regular file: its content, mode and mtime are mirrored.
+    File,
+    /// A directory: mirrored as a directory, its entries one by one.
+    Dir,
+    /// A symbolic link: its target text is mirrored, never followed.
+    Symlink,
+    /// A FIFO, socket or device node: skipped.
+    Special,
+}
+
+/// What one side holds under a name.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Entry {
+    /// The kind of the entry.
+    pub kind: Kind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time in nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+}
+
+impl Entry {
+    /// Both sides hold the same thing: what the sync itself leaves behind
+    /// (same kind, size and mtime), so a change coming back is no new work.
+    pub fn in_sync_with(&self, other: &Entry) -> bool {
+        self.kind == other.kind
+            && (self.kind == Kind::Dir || (self.size == other.size && self.mtime_ns == other.mtime_ns))
+    }
+}
+
+/// Why a name is looked at.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Reason {
+    /// An event on side A named it.
+    pub changed_a: bool,
+    /// An event on side B named it.
+    pub changed_b: bool,
+    /// A scan (start, new directory, lost events) named it: nothing may be
+    /// deleted for it, and directories are descended into.
+    pub rescan: bool,
+}
+
+impl Reason {
+    /// Merges the reasons of two records of the same name.
+    pub fn merge(self, other: Reason) -> Reason {
+        Reason {
+            changed_a: self.changed_a || other.changed_a,
+            changed_b: self.changed_b || other.changed_b,
+            rescan: self.rescan || other.rescan,
+        }
+    }
+
+    /// The side that alone changed, if exactly one did and no scan is asked.
+    fn only_changed(self) -> Option<Side> {
+        match (self.changed_a, self.changed_b) {
+            (true, false) => Some(Side::A),
+            (false, true) => Some(Side::B),
+            _ => None,
+        }
+    }
+}
+
+/// What to do with one name.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Action {
+    /// Both sides agree.
+    Nothing,
+    /// Make the other side's entry a copy of `from`'s file or symlink
+    /// (replacing whatever it holds there).
+    Copy {
+        /// The side whose version wins.
+        from: Side,
+    },
+    /// Make a directory on `on` (replacing a non-directory), then scan it.
+    MakeDir {
+        /// The side that lacks the directory.
+        on: Side,
+    },
+    /// A directory on both sides: scan both.
+    ScanDir,
+    /// Remove the entry (a whole tree for a directory) from `on`.
+    Remove {
+        /// The side that still holds what the other deleted.
+        on: Side,
+    },
+    /// Only the permission bits differ: copy them from `from`.
+    CopyMode {
+        /// The side whose mode wins.
+        from: Side,
+    },
+    /// Both sides changed the name: `winner` replaces it, the other version
+    /// is kept under a conflict name on both sides.
+    Conflict {
+        /// The newer mtime, or A on a tie.
+        winner: Side,
+    },
+    /// A FIFO, socket or device node: never mirrored.
+    Skip,
+}
+
+/// Decides what to do with one name.
+pub fn decide(a: Option<Entry>, b: Option<Entry>, why: Reason) -> Action {
+    match (a, b) {
+        (None, None) => Action::Nothing,
+        (Some(x), None) => only_one_side(Side::A, x, why),
+        (None, Some(y)) => only_one_side(Side::B, y, why),
+        (Some(x), Some(y)) => both_sides(x, y, why),
+    }
+}
+
+fn only_one_side(holder: Side, entry: Entry, why: Reason) -> Action {
+    if entry.kind == Kind::Special {
+        return Action::Skip;
+    }
+    // Deleted on the other side, and not changed here since: mirror the
+    // delete. A modify on this side, or any scan, wins over a delete.
+    if !why.rescan && why.only_changed() == Some(holder.other()) {
+        return Action::Remove { on: holder };
+    }
+    create_from(holder, entry)
+}
+
+fn create_from(from: Side, entry: Entry) -> Action {
+    if entry.kind == Kind::Dir {
+        Action::MakeDir { on: from.other() }
+    } else {
+        Action::Copy { from }
+    }
+}
+
+fn newer(x: &Entry, y: &Entry) -> Side {
+    if y.mtime_ns > x.mtime_ns {
+        Side::B
+    } else {
+        Side::A
+    }
+}
+
+fn both_sides(x: Entry, y: Entry, why: Reason) -> Action {
+    if x.kind == Kind::Special || y.kind == Kind::Special {
+        return Action::Skip;
+    }
+    if x.kind == Kind::Dir && y.kind == Kind::Dir {
+        return if why.rescan { Action::ScanDir } else { Action::Nothing };
+    }
+    if x.in_sync_with(&y) {
+        if x.mode == y.mode {
+            return Action::Nothing;
+        }
+        return Action::CopyMode { from: why.only_changed().unwrap_or(Side::A) };
+    }
+    let winner = why.only_changed().unwrap_or_else(|| newer(&x, &y));
+    if x.kind != y.kind {
+        // A file against a directory: the changed (or newer) one wins; the
+        // loser is replaced, as a delete plus a create would have done.
+        return create_from(winner, if winner == Side::A { x } else { y });
+    }
+    match why.only_changed() {
+        Some(from) => Action::Copy { from },
+        None => Action::Conflict { winner },
+    }
+}
+
+/// Prefix of the temporary names the sync writes before renaming into
+/// place. Names with it are never mirrored.
+pub const TEMP_PREFIX: &[u8] = b".usac-tmp-";
+
+/// True for the sync's own temporary names.
+pub fn is_temp_name(name: &[u8]) -> bool {
+    name.starts_with(TEMP_PREFIX)
+}
+
+/// Length of a temporary name: the prefix and 16 hex digits.
+pub const TEMP_NAME_LEN: usize = TEMP_PREFIX.len() + 16;
+
+/// The temporary name with sequence number `seq`.
+pub fn temp_name(seq: u64) -> [u8; TEMP_NAME_LEN] {
+    let mut out = [0u8; TEMP_NAME_LEN];
+    out[..TEMP_PREFIX.len()].copy_from_slice(TEMP_PREFIX);
+    for i in 0..16 {
+        let nibble = ((seq >> (60 - 4 * i)) & 0xf) as u8;
+        out[TEMP_PREFIX.len() + i] = b"0123456789abcdef"[nibble as usize];
+    }
+    out
+}
+
+/// `.sync-conflict-YYYYMMDD-HHMMSS`, appended to a name to keep the losing
+/// version of a conflict.
+pub const CONFLICT_SUFFIX_LEN: usize = 30;
+
+/// The conflict suffix for a modification time (UTC).
+pub fn conflict_suffix(mtime_secs: i64) -> [u8; CONFLICT_SUFFIX_LEN] {
+    let days = mtime_secs.div_euclid(86_400);
+    let secs = mtime_secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let mut out = *b".sync-conflict-00000000-000000";
+    let mut put = |at: usize, width: usize, mut value: i64| {
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(15, 4, year.clamp(0, 9999));
+    put(19, 2, month);
+    put(21, 2, day);
+    put(24, 2, secs / 3600);
+    put(26, 2, secs / 60 % 60);
+    put(28, 2, secs % 60);
+    out
+}
+
+/// Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Calls `act` once per run of equal items in `items` (sorted first by
+/// `order`), with the reasons of the run merged: a burst of events on one
+/// name becomes one piece of work.
+pub fn for_each_coalesced<T>(
+    items: &mut [T],
+    order: impl Fn(&T, &T) -> core::cmp::Ordering,
+    reason: impl Fn(&T) -> Reason,
+    mut act: impl FnMut(&T, Reason),
+) {
+    items.sort_unstable_by(&order);
+    let mut start = 0;
+    while start < items.len() {
+        let mut why = reason(&items[start]);
+        let mut end = start + 1;
+        while end < items.len() && order(&items[start], &items[end]) == core::cmp::Ordering::Equal {
+            why = why.merge(reason(&items[end]));
+            end += 1;
+        }
+        act(&items[start], why);
+        start = end;
+    }
+}
