@@ -1,0 +1,194 @@
+use super::*;
+use proptest::prelude::*;
+
+fn file(size: u64, mtime_ns: i64) -> Entry {
+    Entry { kind: Kind::File, size, mtime_ns, mode: 0o644 }
+}
+
+fn dir() -> Entry {
+    Entry { kind: Kind::Dir, size: 0, mtime_ns: 0, mode: 0o755 }
+}
+
+const ON_A: Reason = Reason { changed_a: true, changed_b: false, rescan: false };
+const ON_B: Reason = Reason { changed_a: false, changed_b: true, rescan: false };
+const BOTH: Reason = Reason { changed_a: true, changed_b: true, rescan: false };
+const SCAN: Reason = Reason { changed_a: false, changed_b: false, rescan: true };
+
+#[test]
+fn new_file_is_copied_to_the_other_side() {
+    assert_eq!(decide(Some(file(4, 1)), None, ON_A), Action::Copy { from: Side::A });
+    assert_eq!(decide(None, Some(file(4, 1)), ON_B), Action::Copy { from: Side::B });
+}
+
+#[test]
+fn delete_is_mirrored() {
+    assert_eq!(decide(None, Some(file(4, 1)), ON_A), Action::Remove { on: Side::B });
+    assert_eq!(decide(Some(dir()), None, ON_B), Action::Remove { on: Side::A });
+}
+
+#[test]
+fn a_modify_wins_over_a_delete() {
+    // Deleted on B while A changed it: A's version comes back to B.
+    assert_eq!(decide(Some(file(4, 9)), None, BOTH), Action::Copy { from: Side::A });
+}
+
+#[test]
+fn scans_never_delete() {
+    assert_eq!(decide(Some(file(4, 1)), None, SCAN), Action::Copy { from: Side::A });
+    assert_eq!(decide(None, Some(dir()), SCAN), Action::MakeDir { on: Side::A });
+    let scan_after_delete = Reason { rescan: true, ..ON_A };
+    assert_eq!(decide(None, Some(file(1, 1)), scan_after_delete), Action::Copy { from: Side::B });
+}
+
+#[test]
+fn our_own_copy_coming_back_is_no_work() {
+    // After a copy both sides have the same size and mtime: the event of
+    // the rename on the destination must not cause a second copy.
+    assert_eq!(decide(Some(file(4, 7)), Some(file(4, 7)), ON_B), Action::Nothing);
+    assert_eq!(decide(Some(file(4, 7)), Some(file(4, 7)), SCAN), Action::Nothing);
+}
+
+#[test]
+fn a_change_on_one_side_replaces_the_other() {
+    assert_eq!(decide(Some(file(5, 9)), Some(file(4, 7)), ON_A), Action::Copy { from: Side::A });
+    // Even when the changed side's mtime is older (set back by touch -d).
+    assert_eq!(decide(Some(file(5, 1)), Some(file(4, 7)), ON_A), Action::Copy { from: Side::A });
+}
+
+#[test]
+fn both_changed_is_a_conflict_won_by_the_newer_mtime_or_a() {
+    assert_eq!(decide(Some(file(5, 9)), Some(file(4, 7)), BOTH), Action::Conflict { winner: Side::A });
+    assert_eq!(decide(Some(file(5, 7)), Some(file(4, 9)), BOTH), Action::Conflict { winner: Side::B });
+    assert_eq!(decide(Some(file(5, 7)), Some(file(4, 7)), SCAN), Action::Conflict { winner: Side::A });
+}
+
+#[test]
+fn mode_only_change_copies_the_mode() {
+    let mut x = file(4, 7);
+    x.mode = 0o600;
+    assert_eq!(decide(Some(x), Some(file(4, 7)), ON_A), Action::CopyMode { from: Side::A });
+    assert_eq!(decide(Some(file(4, 7)), Some(x), ON_B), Action::CopyMode { from: Side::B });
+}
+
+#[test]
+fn directories_are_made_and_scanned() {
+    assert_eq!(decide(Some(dir()), None, ON_A), Action::MakeDir { on: Side::B });
+    assert_eq!(decide(Some(dir()), Some(dir()), SCAN), Action::ScanDir);
+    assert_eq!(decide(Some(dir()), Some(dir()), ON_A), Action::Nothing);
+}
+
+#[test]
+fn special_files_are_skipped() {
+    let fifo = Entry { kind: Kind::Special, size: 0, mtime_ns: 0, mode: 0o644 };
+    assert_eq!(decide(Some(fifo), None, ON_A), Action::Skip);
+    assert_eq!(decide(Some(fifo), Some(file(1, 1)), ON_A), Action::Skip);
+}
+
+#[test]
+fn file_replacing_a_directory_wins_when_it_changed() {
+    assert_eq!(decide(Some(file(1, 1)), Some(dir()), ON_A), Action::Copy { from: Side::A });
+    assert_eq!(decide(Some(file(1, 1)), Some(dir()), ON_B), Action::MakeDir { on: Side::A });
+}
+
+#[test]
+fn temp_names_are_recognised() {
+    let name = temp_name(0xdead_beef);
+    assert_eq!(&name[..], b".usac-tmp-00000000deadbeef");
+    assert!(is_temp_name(&name));
+    assert!(!is_temp_name(b"usac-tmp-1"));
+    assert!(!is_temp_name(b"notes.txt"));
+}
+
+#[test]
+fn conflict_suffix_is_utc_date_and_time() {
+    assert_eq!(&conflict_suffix(0), b".sync-conflict-19700101-000000");
+    // 2026-11-23 15:26:41 UTC
+    assert_eq!(&conflict_suffix(1_795_447_601), b".sync-conflict-20261123-152641");
+    // 2000-02-29 23:59:59 UTC (a leap day)
+    assert_eq!(&conflict_suffix(951_868_799), b".sync-conflict-20000229-235959");
+}
+
+#[test]
+fn a_burst_on_one_name_is_one_piece_of_work() {
+    let mut items: Vec<(&[u8], Reason)> = Vec::new();
+    for _ in 0..1000 {
+        items.push((b"log.txt", ON_A));
+    }
+    items.push((b"other", ON_B));
+    items.push((b"log.txt", ON_B));
+    let mut seen = Vec::new();
+    for_each_coalesced(&mut items, |x, y| x.0.cmp(y.0), |x| x.1, |x, why| seen.push((x.0, why)));
+    assert_eq!(seen, vec![(&b"log.txt"[..], BOTH), (&b"other"[..], ON_B)]);
+}
+
+fn entry() -> impl Strategy<Value = Option<Entry>> {
+    let kind = prop_oneof![Just(Kind::File), Just(Kind::Dir), Just(Kind::Symlink), Just(Kind::Special)];
+    proptest::option::of((kind, 0u64..4, 0i64..4, prop_oneof![Just(0o644u32), Just(0o600)]).prop_map(
+        |(kind, size, mtime_ns, mode)| Entry { kind, size, mtime_ns, mode },
+    ))
+}
+
+fn reason() -> impl Strategy<Value = Reason> {
+    (any::<bool>(), any::<bool>(), any::<bool>())
+        .prop_map(|(changed_a, changed_b, rescan)| Reason { changed_a, changed_b, rescan })
+}
+
+/// Applies an action to a two-sided model and says whether it makes the
+/// sides agree (conflicts keep the loser elsewhere, so the name agrees).
+fn apply(a: Option<Entry>, b: Option<Entry>, action: Action) -> (Option<Entry>, Option<Entry>) {
+    match action {
+        Action::Nothing | Action::Skip | Action::ScanDir => (a, b),
+        Action::Copy { from: Side::A } | Action::Conflict { winner: Side::A } => (a, a),
+        Action::Copy { from: Side::B } | Action::Conflict { winner: Side::B } => (b, b),
+        Action::MakeDir { on: Side::A } => (b, b),
+        Action::MakeDir { on: Side::B } => (a, a),
+        Action::Remove { .. } => (None, None),
+        Action::CopyMode { from: Side::A } => (a, a),
+        Action::CopyMode { from: Side::B } => (b, b),
+    }
+}
+
+fn agree(a: &Option<Entry>, b: &Option<Entry>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => x.in_sync_with(y) && (x.kind == Kind::Dir || x.mode == y.mode),
+        _ => false,
+    }
+}
+
+proptest! {
+    #[test]
+    fn one_step_makes_both_sides_agree(a in entry(), b in entry(), why in reason()) {
+        let action = decide(a, b, why);
+        let special = |e: &Option<Entry>| matches!(e, Some(Entry { kind: Kind::Special, .. }));
+        prop_assume!(!special(&a) && !special(&b));
+        let (a2, b2) = apply(a, b, action);
+        prop_assert!(agree(&a2, &b2), "{a:?} {b:?} {why:?} -> {action:?}");
+        // Agreeing sides need nothing more: no echo, no endless ping-pong.
+        let again = decide(a2, b2, Reason { changed_a: true, ..Reason::default() });
+        prop_assert!(matches!(again, Action::Nothing | Action::ScanDir), "then {:?}", again);
+    }
+
+    #[test]
+    fn scans_never_delete_anything(a in entry(), b in entry(), why in reason()) {
+        let why = Reason { rescan: true, ..why };
+        let action = decide(a, b, why);
+        prop_assert!(!matches!(action, Action::Remove { .. }), "{:?}", action);
+    }
+
+    #[test]
+    fn a_delete_never_beats_a_change_on_the_other_side(x in entry(), why in reason()) {
+        prop_assume!(x.is_some());
+        let why = Reason { changed_a: true, ..why };
+        let action = decide(x, None, why);
+        prop_assert!(!matches!(action, Action::Remove { .. }), "{:?}", action);
+    }
+
+    #[test]
+    fn conflict_suffix_is_well_formed(secs in -10_000_000_000i64..100_000_000_000) {
+        let s = conflict_suffix(secs);
+        prop_assert!(s.starts_with(b".sync-conflict-"));
+        prop_assert!(s[15..23].iter().chain(&s[24..30]).all(u8::is_ascii_digit));
+        prop_assert_eq!(s[23], b'-');
+    }
+}
