@@ -36,7 +36,7 @@ for bin in "$@"; do
 		if [ $rc = 0 ] && kernel_log_clean; then
 			passed=$((passed + 1))
 			printf 'PASS %-70s %6.2fs\n' "$(basename "${bin%-*}")::$t" "$secs"
-			grep '^METRIC' <<<"$out" || true
+			grep -o 'METRIC.*' <<<"$out" || true
 		else
 			kernel_log_clean >/dev/null
 			failed=$((failed + 1))

@@ -32,6 +32,11 @@ impl Access {
 /// and `dentry` has a positive directory inode.
 pub(crate) struct DirPath(bindings::path);
 
+// SAFETY: a referenced path may be used and released from any task.
+unsafe impl Send for DirPath {}
+// SAFETY: shared use only reads the pointers; VFS calls do their own locking.
+unsafe impl Sync for DirPath {}
+
 impl DirPath {
     /// Looks `name` up relative to the caller's working directory and root,
     /// following symlinks, and requires a directory.
@@ -47,6 +52,17 @@ impl DirPath {
         // INVARIANT: the lookup succeeded with LOOKUP_DIRECTORY, so `path`
         // holds references to a directory.
         Ok(Self(path))
+    }
+
+    /// The raw path, for VFS calls relative to this directory.
+    pub(crate) fn raw(&self) -> &bindings::path {
+        &self.0
+    }
+
+    /// The directory's inode: what identifies it across mounts.
+    pub(crate) fn inode(&self) -> *const bindings::inode {
+        // SAFETY: the dentry is referenced and positive (type invariant).
+        unsafe { (*self.0.dentry).d_inode }
     }
 
     /// Checks that the caller may use the directory as `access` says.

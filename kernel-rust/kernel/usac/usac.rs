@@ -6,15 +6,26 @@
 //! `entry.c` copies the two paths from user space and calls
 //! [`usac_real_time_sync`]; everything else lives here.
 
-use kernel::error::code::{EINVAL, ERESTARTNOINTR};
+use kernel::error::code::{EINVAL, ENOENT, ERESTARTNOINTR};
 use kernel::ffi::{c_char, c_long};
 use kernel::prelude::*;
 use kernel::str::CStr;
 
+mod creds;
+mod engine;
+mod notify;
 mod path;
+pub mod plan;
+mod registry;
+mod thread;
+mod vfs;
 mod wait;
 
+use creds::Credentials;
+use engine::Engine;
 use path::{Access, DirPath};
+use registry::Registration;
+use thread::Thread;
 
 const __LOG_PREFIX: &[u8] = b"usac\0";
 
@@ -37,12 +48,22 @@ pub unsafe extern "C" fn usac_real_time_sync(dir_a: *const c_char, dir_b: *const
 
 fn real_time_sync(dir_a: &CStr, dir_b: &CStr) -> Result {
     let (a, b) = resolve_pair(dir_a, dir_b)?;
-    match wait::until_signal() {
+    let creds = Credentials::of_caller();
+    let _registration = Registration::new(&a, &b, creds.uid())?;
+    let engine = Engine::new(a, b, creds)?;
+    // SAFETY: the thread only borrows the engine, which lives until after
+    // `thread.stop()` below; `sync_thread` returns once asked to stop.
+    let thread = unsafe { Thread::spawn(kernel::c_str!("usac-sync"), engine::sync_thread, &*engine)? };
+    engine.set_thread(thread.task());
+    let woken = wait::until_signal_or(|| engine.root_gone());
+    // Teardown order: the thread first (it uses the marks), then the marks
+    // (their handler wakes the thread, whose task we still hold), then the
+    // rest with the engine.
+    engine.stop_watching_after(thread);
+    match woken {
         wait::Woken::ByJobControl => Err(ERESTARTNOINTR),
-        wait::Woken::BySignal => {
-            drop((a, b));
-            Ok(())
-        }
+        wait::Woken::BySignal => Ok(()),
+        wait::Woken::Done => Err(ENOENT),
     }
 }
 

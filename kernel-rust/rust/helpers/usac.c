@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
+#include <linux/cred.h>
+#include <linux/delayed_call.h>
 #include <linux/fs.h>
+#include <linux/mount.h>
+#include <linux/mutex.h>
+#include <linux/ratelimit.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 
@@ -38,4 +43,63 @@ bool rust_helper_usac_only_job_control_pending(void)
 	spin_unlock_irq(&current->sighand->siglock);
 	sigdelsetmask(&pending, job_control);
 	return sigisemptyset(&pending);
+}
+
+struct mnt_idmap *rust_helper_mnt_idmap(const struct vfsmount *mnt)
+{
+	return mnt_idmap(mnt);
+}
+
+void rust_helper_inode_lock_nested(struct inode *inode, unsigned int subclass)
+{
+	inode_lock_nested(inode, subclass);
+}
+
+void rust_helper_inode_lock(struct inode *inode)
+{
+	inode_lock(inode);
+}
+
+void rust_helper_inode_unlock(struct inode *inode)
+{
+	inode_unlock(inode);
+}
+
+bool rust_helper_inode_is_open_for_write(const struct inode *inode)
+{
+	return inode_is_open_for_write(inode);
+}
+
+const struct cred *rust_helper_get_current_cred(void)
+{
+	return get_current_cred();
+}
+
+void rust_helper_put_cred(const struct cred *cred)
+{
+	put_cred(cred);
+}
+
+void rust_helper_do_delayed_call(struct delayed_call *call)
+{
+	do_delayed_call(call);
+}
+
+void rust_helper_ratelimit_state_init(struct ratelimit_state *rs, int interval,
+				      int burst)
+{
+	ratelimit_state_init(rs, interval, burst);
+}
+
+/* Guards the table of live real_time_sync(2) calls kept by the Rust core. */
+static DEFINE_MUTEX(usac_registry_mutex);
+
+void rust_helper_usac_registry_lock(void)
+{
+	mutex_lock(&usac_registry_mutex);
+}
+
+void rust_helper_usac_registry_unlock(void)
+{
+	mutex_unlock(&usac_registry_mutex);
 }

@@ -218,3 +218,82 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         sleep(Duration::from_millis(1));
     }
 }
+
+impl Syncer {
+    /// Like [`Syncer::start`], as user and group 65534 without supplementary
+    /// groups.
+    pub fn start_as_nobody(a: &Path, b: &Path) -> Syncer {
+        let child = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(cli_path())
+            .arg(a)
+            .arg(b)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn setpriv real-time-sync");
+        let syncer = Syncer { child };
+        syncer.wait_in_call(Duration::from_secs(60));
+        syncer
+    }
+
+    /// Ends the call with SIGINT and checks it returned 0.
+    pub fn stop(mut self) {
+        self.signal(libc::SIGINT);
+        let status = self.wait_exit(Duration::from_secs(20)).unwrap().expect("still running after SIGINT");
+        let stderr = self.stderr();
+        assert!(status.success() && stderr.contains("stopped"), "{status:?}: {stderr}");
+    }
+}
+
+/// How long the tests wait for a change to arrive (TCG guests are slow).
+pub const ARRIVAL: Duration = Duration::from_secs(20);
+
+/// Every file and directory below `root` with its content (files), target
+/// (symlinks) or nothing (directories), relative to `root`, sorted.
+pub fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            let meta = fs::symlink_metadata(&path).expect("stat");
+            if meta.is_dir() {
+                out.push((rel, b"<dir>".to_vec()));
+                stack.push(path);
+            } else if meta.file_type().is_symlink() {
+                out.push((rel, fs::read_link(&path).unwrap().as_os_str().as_bytes().to_vec()));
+            } else {
+                out.push((rel, fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Waits until both trees are equal; panics with the difference if not.
+pub fn assert_mirrored(a: &Path, b: &Path) {
+    let ok = eventually(ARRIVAL, || tree(a) == tree(b));
+    if !ok {
+        let (ta, tb) = (tree(a), tree(b));
+        let names = |t: &Vec<(PathBuf, Vec<u8>)>| t.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
+        panic!("trees differ:\nA: {:?}\nB: {:?}", names(&ta), names(&tb));
+    }
+    assert_no_temp_names(a);
+    assert_no_temp_names(b);
+}
+
+/// The sync's temporary names never stay behind.
+pub fn assert_no_temp_names(root: &Path) {
+    for (rel, _) in tree(root) {
+        let name = rel.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.starts_with(".usac-tmp-"), "temporary name left: {rel:?}");
+    }
+}
+
+/// The inode number of `path`.
+pub fn ino(path: &Path) -> u64 {
+    fs::symlink_metadata(path).expect("stat").ino()
+}

@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The sync engine: the fsnotify handler records which names changed, and
+//! one kernel thread per call drains them, compares both sides and acts.
+
+use crate::creds::Credentials;
+use crate::notify::{EventSink, Group};
+use crate::path::DirPath;
+use crate::plan::{self, Action, Entry, Kind, Reason, Side};
+use crate::thread::{self, Thread};
+use crate::vfs::{self, Held};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use kernel::alloc::{
+    flags::{GFP_KERNEL, GFP_NOWAIT},
+    KBox, KVec,
+};
+use kernel::bindings;
+use kernel::error::code::{EISDIR, ENOENT};
+use kernel::ffi::{c_int, c_void};
+use kernel::prelude::*;
+use kernel::sync::{Arc, SpinLock};
+
+/// Pending names kept before the engine falls back to a full rescan: bounds
+/// the memory a flood of events can take.
+const MAX_PENDING: usize = 1 << 16;
+
+/// A name to look at, and why.
+struct Dirty {
+    path: KVec<u8>,
+    why: Reason,
+}
+
+/// What the handler leaves for the thread.
+struct Pending {
+    dirty: KVec<Dirty>,
+    /// Events were lost: reconcile the whole tree.
+    rescan_all: bool,
+    /// A root went away: the call ends with `ENOENT`.
+    root_gone: bool,
+}
+
+/// The state of one call, shared by the caller, the thread and the handler.
+#[pin_data]
+pub(crate) struct Engine {
+    a: DirPath,
+    b: DirPath,
+    creds: Credentials,
+    group: Group,
+    caller: AtomicPtr<bindings::task_struct>,
+    thread: AtomicPtr<bindings::task_struct>,
+    temp_seq: AtomicU64,
+    #[pin]
+    pending: SpinLock<Pending>,
+}
+
+impl Engine {
+    /// Engine for the pair `a`, `b`, acting as `creds`, for the calling task.
+    pub(crate) fn new(a: DirPath, b: DirPath, creds: Credentials) -> Result<Arc<Self>> {
+        let group = Group::new()?;
+        // SAFETY: the calling task is valid while it is in this call, and
+        // the engine does not outlive the call.
+        let caller = unsafe { bindings::get_current() };
+        Arc::pin_init(
+            pin_init!(Self {
+                a,
+                b,
+                creds,
+                group,
+                caller: AtomicPtr::new(caller),
+                thread: AtomicPtr::new(core::ptr::null_mut()),
+                temp_seq: AtomicU64::new(0),
+                pending <- kernel::new_spinlock!(
+                    Pending { dirty: KVec::new(), rescan_all: true, root_gone: false },
+                    "usac_pending"
+                ),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Tells the handler which task to wake.
+    pub(crate) fn set_thread(&self, task: *mut bindings::task_struct) {
+        self.thread.store(task, Ordering::Release);
+        self.wake_thread();
+    }
+
+    /// True once a root was deleted, moved or unmounted.
+    pub(crate) fn root_gone(&self) -> bool {
+        self.pending.lock().root_gone
+    }
+
+    /// Stops the thread, then drops every mark and waits until no handler
+    /// runs any more; the task reference goes last, as handlers wake it.
+    pub(crate) fn stop_watching_after(&self, thread: Thread) {
+        thread.stop_keeping_task(|| self.group.destroy());
+    }
+
+    fn wake_thread(&self) {
+        let task = self.thread.load(Ordering::Acquire);
+        if !task.is_null() {
+            // SAFETY: the call holds a reference on the thread's task until
+            // after the group is destroyed, so it is valid; waking a task that is
+            // running or dead does nothing.
+            unsafe { bindings::wake_up_process(task) };
+        }
+    }
+
+    fn root(&self, side: Side) -> &DirPath {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+
+    /// The body of the sync thread.
+    fn run(&self) {
+        let _as_caller = self.creds.assume();
+        let mut limiter = RateLimit::new();
+        loop {
+            // SAFETY: sets our own state before checking for work, so a
+            // wake-up in between is not lost.
+            unsafe { bindings::set_current_state_interruptible() };
+            if thread::should_stop() {
+                break;
+            }
+            let (batch, rescan_all) = self.take_pending();
+            if batch.is_empty() && !rescan_all {
+                // SAFETY: process context, no locks held.
+                unsafe { bindings::schedule() };
+                continue;
+            }
+            // SAFETY: our own state.
+            unsafe { bindings::set_current_state_running() };
+            self.process(batch, rescan_all, &mut limiter);
+        }
+        // SAFETY: our own state.
+        unsafe { bindings::set_current_state_running() };
+    }
+
+    fn take_pending(&self) -> (KVec<Dirty>, bool) {
+        let mut pending = self.pending.lock();
+        let batch = core::mem::replace(&mut pending.dirty, KVec::new());
+        let rescan_all = core::mem::replace(&mut pending.rescan_all, false);
+        (batch, rescan_all)
+    }
+
+    fn process(&self, mut batch: KVec<Dirty>, rescan_all: bool, limiter: &mut Option<RateLimit>) {
+        let mut work: KVec<Dirty> = KVec::new();
+        if rescan_all {
+            let root = Dirty { path: KVec::new(), why: Reason { rescan: true, ..Reason::default() } };
+            if work.push(root, GFP_KERNEL).is_err() {
+                self.pending.lock().rescan_all = true;
+            }
+        }
+        let mut handle = |path: &[u8], why: Reason, work: &mut KVec<Dirty>| {
+            if let Err(err) = self.sync_name(path, why, work) {
+                limiter.report(path, err);
+            }
+        };
+        self.drain(&mut work, &mut handle);
+        plan::for_each_coalesced(
+            batch.as_mut_slice(),
+            |x, y| x.path.as_slice().cmp(y.path.as_slice()),
+            |d| d.why,
+            |d, why| {
+                if !thread::should_stop() {
+                    handle(&d.path, why, &mut work);
+                    self.drain(&mut work, &mut handle);
+                }
+            },
+        );
+    }
+
+    /// Works through names found by scans, depth first.
+    fn drain(&self, work: &mut KVec<Dirty>, handle: &mut impl FnMut(&[u8], Reason, &mut KVec<Dirty>)) {
+        while let Some(item) = pop(work) {
+            if thread::should_stop() {
+                return;
+            }
+            handle(&item.path, item.why, work);
+        }
+    }
+
+    fn stat(&self, side: Side, rel: &[u8]) -> Result<Option<(Held, Entry)>> {
+        let Some(held) = vfs::lookup(self.root(side), rel)? else {
+            return Ok(None);
+        };
+        let mut entry = held.stat()?;
+        if entry.kind == Kind::Symlink {
+            // Symlinks are equal when their targets are: compare a hash of
+            // the target, not times the sync cannot set.
+            entry.size = fnv1a(&vfs::read_link(&held)?);
+            entry.mtime_ns = 0;
+        }
+        Ok(Some((held, entry)))
+    }
+
+    /// Brings one name to the same state on both sides.
+    fn sync_name(&self, rel: &[u8], why: Reason, work: &mut KVec<Dirty>) -> Result {
+        let a = self.stat(Side::A, rel)?;
+        let b = self.stat(Side::B, rel)?;
+        // A file still open for writing is reported again on its close:
+        // copying it now would copy a half-written file.
+        let busy = |s: &Option<(Held, Entry)>| {
+            matches!(s, Some((held, e)) if e.kind == Kind::File && held.open_for_write())
+        };
+        if busy(&a) || busy(&b) {
+            return Ok(());
+        }
+        let (ea, eb) = (a.as_ref().map(|s| s.1), b.as_ref().map(|s| s.1));
+        drop((a, b));
+        let entry = |side| if side == Side::A { ea } else { eb };
+        match plan::decide(ea, eb, why) {
+            Action::Nothing => Ok(()),
+            Action::Skip => Err(kernel::error::code::EPERM),
+            Action::Copy { from } => {
+                let src = entry(from).ok_or(ENOENT)?;
+                self.copy(from, rel, &src, entry(from.other()))
+            }
+            Action::MakeDir { on } => {
+                let src = entry(on.other()).ok_or(ENOENT)?;
+                if entry(on).is_some() {
+                    self.remove_tree(on, rel)?;
+                }
+                vfs::mkdir(self.root(on), rel, src.mode)?;
+                push_scan(work, rel)
+            }
+            Action::ScanDir => self.scan_dir(rel, work),
+            Action::Remove { on } => self.remove_tree(on, rel),
+            Action::CopyMode { from } => {
+                let src = entry(from).ok_or(ENOENT)?;
+                vfs::chmod(self.root(from.other()), rel, src.mode)
+            }
+            Action::Conflict { winner } => {
+                let (won, lost) = (entry(winner).ok_or(ENOENT)?, entry(winner.other()).ok_or(ENOENT)?);
+                self.keep_both(winner, rel, &won, &lost)
+            }
+        }
+    }
+
+    /// Copies the file or symlink `rel` from `from` to the other side under a
+    /// temporary name, then renames it over the target.
+    fn copy(&self, from: Side, rel: &[u8], src: &Entry, dst_now: Option<Entry>) -> Result {
+        let to = from.other();
+        let (dir, name) = vfs::split(rel);
+        let temp = plan::temp_name(self.temp_seq.fetch_add(1, Ordering::Relaxed));
+        let temp_rel = vfs::join(dir, &temp)?;
+        let written = match src.kind {
+            Kind::File => vfs::copy_file(
+                self.root(from),
+                rel,
+                self.root(to),
+                &temp_rel,
+                src.mode,
+                src.mtime_ns,
+                thread::should_stop,
+            ),
+            Kind::Symlink => {
+                let held = vfs::lookup(self.root(from), rel)?.ok_or(ENOENT)?;
+                let target = vfs::read_link(&held)?;
+                vfs::symlink(self.root(to), &temp_rel, &target)
+            }
+            Kind::Dir | Kind::Special => Err(EISDIR),
+        };
+        let placed = written.and_then(|()| {
+            if matches!(dst_now, Some(Entry { kind: Kind::Dir, .. })) {
+                self.remove_tree(to, rel)?;
+            }
+            vfs::rename_in(self.root(to), dir, &temp, name)
+        });
+        if placed.is_err() {
+            // Never leave a temporary name behind.
+            let _ = vfs::unlink(self.root(to), &temp_rel);
+        }
+        placed
+    }
+
+    /// Both sides changed `rel`: the loser's version moves aside under a
+    /// conflict name, the winner's takes the name, and both sides end up
+    /// with both versions.
+    fn keep_both(&self, winner: Side, rel: &[u8], won: &Entry, lost: &Entry) -> Result {
+        let loser = winner.other();
+        let (dir, name) = vfs::split(rel);
+        let suffix = plan::conflict_suffix(lost.mtime_ns.div_euclid(1_000_000_000));
+        let mut aside = KVec::with_capacity(name.len() + suffix.len(), GFP_KERNEL)?;
+        aside.extend_from_slice(name, GFP_KERNEL)?;
+        aside.extend_from_slice(&suffix, GFP_KERNEL)?;
+        vfs::rename_in(self.root(loser), dir, name, &aside)?;
+        self.copy(winner, rel, won, None)?;
+        let aside_rel = vfs::join(dir, &aside)?;
+        self.copy(loser, &aside_rel, lost, None)
+    }
+
+    /// Watches the directory `rel` on both sides, then queues every name in
+    /// it: marks first, so nothing that changes during the scan is lost.
+    fn scan_dir(&self, rel: &[u8], work: &mut KVec<Dirty>) -> Result {
+        let mut present = [false; 2];
+        for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
+            let Some(held) = vfs::lookup(self.root(side), rel)? else {
+                continue;
+            };
+            if held.stat()?.kind != Kind::Dir {
+                continue;
+            }
+            // SAFETY: the engine is the sink and outlives the group: the
+            // call destroys the group before it drops the engine.
+            unsafe { self.group.watch(self, held.watch_inode(), side, rel)? };
+            present[i] = true;
+        }
+        for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
+            if !present[i] {
+                continue;
+            }
+            for listed in vfs::list_dir(self.root(side), rel)?.iter() {
+                let path = vfs::join(rel, &listed.name)?;
+                if plan::is_temp_name(&listed.name) {
+                    // Left by a copy that died: never mirrored, never kept.
+                    let _ = vfs::unlink(self.root(side), &path);
+                    continue;
+                }
+                let why = Reason { rescan: true, ..Reason::default() };
+                work.push(Dirty { path, why }, GFP_KERNEL)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `rel` from `side`: a file, or a whole directory tree.
+    fn remove_tree(&self, side: Side, rel: &[u8]) -> Result {
+        let root = self.root(side);
+        let Some(held) = vfs::lookup(root, rel)? else {
+            return Ok(());
+        };
+        if held.stat()?.kind != Kind::Dir {
+            return vfs::unlink(root, rel);
+        }
+        drop(held);
+        // Post-order without recursion: the kernel stack is small.
+        let mut stack: KVec<(KVec<u8>, bool)> = KVec::new();
+        stack.push((clone_bytes(rel)?, false), GFP_KERNEL)?;
+        while let Some((dir, emptied)) = pop(&mut stack) {
+            if emptied {
+                match vfs::rmdir(root, &dir) {
+                    Err(e) if e != ENOENT => return Err(e),
+                    _ => continue,
+                }
+            }
+            let entries = vfs::list_dir(root, &dir)?;
+            stack.push((clone_bytes(&dir)?, true), GFP_KERNEL)?;
+            for listed in entries.iter() {
+                let path = vfs::join(&dir, &listed.name)?;
+                let is_dir = listed.is_dir()
+                    || (listed.d_type == bindings::DT_UNKNOWN
+                        && vfs::lookup(root, &path)?.map(|h| h.stat()).transpose()?.map(|e| e.kind) == Some(Kind::Dir));
+                if is_dir {
+                    stack.push((path, false), GFP_KERNEL)?;
+                } else {
+                    match vfs::unlink(root, &path) {
+                        Err(e) if e != ENOENT => return Err(e),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl EventSink for Engine {
+    fn changed(&self, side: Side, dir: &[u8], name: &[u8]) {
+        if plan::is_temp_name(name) {
+            return;
+        }
+        let why = Reason { changed_a: side == Side::A, changed_b: side == Side::B, rescan: false };
+        // Never sleep here: the changing task may hold the directory lock.
+        let path = join_nowait(dir, name);
+        {
+            let mut pending = self.pending.lock();
+            match path {
+                Some(path) if pending.dirty.len() < MAX_PENDING => {
+                    if let Some(last) = pending.dirty.as_mut_slice().last_mut() {
+                        if last.path.as_slice() == path.as_slice() {
+                            last.why = last.why.merge(why);
+                            drop(pending);
+                            self.wake_thread();
+                            return;
+                        }
+                    }
+                    if pending.dirty.push(Dirty { path, why }, GFP_NOWAIT).is_err() {
+                        pending.rescan_all = true;
+                    }
+                }
+                // Lost an event: reconcile everything rather than miss one.
+                _ => pending.rescan_all = true,
+            }
+        }
+        self.wake_thread();
+    }
+
+    fn dir_gone(&self, _side: Side, dir: &[u8]) {
+        // A subdirectory's removal or move is reported by its parent.
+        if !dir.is_empty() {
+            return;
+        }
+        self.pending.lock().root_gone = true;
+        let caller = self.caller.load(Ordering::Acquire);
+        // SAFETY: the caller waits in the call until the group is destroyed,
+        // so its task is valid here.
+        unsafe { bindings::wake_up_process(caller) };
+    }
+}
+
+/// The entry point of the sync thread.
+///
+/// # Safety
+///
+/// `data` points to an [`Engine`] that outlives the thread.
+pub(crate) unsafe extern "C" fn sync_thread(data: *mut c_void) -> c_int {
+    // SAFETY: the caller of `Thread::spawn` guarantees this.
+    let engine = unsafe { &*data.cast::<Engine>() };
+    engine.run();
+    0
+}
+
+fn push_scan(work: &mut KVec<Dirty>, rel: &[u8]) -> Result {
+    let why = Reason { rescan: true, ..Reason::default() };
+    work.push(Dirty { path: clone_bytes(rel)?, why }, GFP_KERNEL)?;
+    Ok(())
+}
+
+fn clone_bytes(bytes: &[u8]) -> Result<KVec<u8>> {
+    let mut out = KVec::with_capacity(bytes.len(), GFP_KERNEL)?;
+    out.extend_from_slice(bytes, GFP_KERNEL)?;
+    Ok(out)
+}
+
+fn join_nowait(dir: &[u8], name: &[u8]) -> Option<KVec<u8>> {
+    let mut out = KVec::with_capacity(dir.len() + name.len() + 1, GFP_NOWAIT).ok()?;
+    if !dir.is_empty() {
+        out.extend_from_slice(dir, GFP_NOWAIT).ok()?;
+        out.push(b'/', GFP_NOWAIT).ok()?;
+    }
+    out.extend_from_slice(name, GFP_NOWAIT).ok()?;
+    Some(out)
+}
+
+/// Takes the last element out of `v`.
+fn pop<T>(v: &mut KVec<T>) -> Option<T> {
+    let len = v.len();
+    if len == 0 {
+        return None;
+    }
+    // SAFETY: the element at `len - 1` is initialised; reading it out and
+    // shrinking the length by one transfers its ownership to the caller.
+    unsafe {
+        let item = core::ptr::read(v.as_ptr().add(len - 1));
+        v.set_len(len - 1);
+        Some(item)
+    }
+}
+
+/// 64-bit FNV-1a: a cheap fingerprint of a symlink target.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// Rate-limits the messages about names that could not be synced.
+struct RateLimit(KBox<bindings::ratelimit_state>);
+
+impl RateLimit {
+    fn new() -> Option<Self> {
+        // SAFETY: plain data, initialised just below.
+        let state = KBox::new(unsafe { core::mem::zeroed::<bindings::ratelimit_state>() }, GFP_KERNEL).ok()?;
+        let mut limit = Self(state);
+        // SAFETY: `limit.0` is boxed, so the embedded lock does not move.
+        unsafe { bindings::ratelimit_state_init(&mut *limit.0, 5 * bindings::HZ as c_int, 10) };
+        Some(limit)
+    }
+}
+
+trait Report {
+    fn report(&mut self, path: &[u8], err: Error);
+}
+
+impl Report for Option<RateLimit> {
+    fn report(&mut self, path: &[u8], err: Error) {
+        let allowed = match self {
+            // SAFETY: the state was initialised in `new` and is only used by
+            // the sync thread.
+            Some(limit) => (unsafe { bindings::___ratelimit(&mut *limit.0, c"usac".as_ptr().cast()) }) != 0,
+            None => true,
+        };
+        if allowed {
+            pr_warn!(
+                "cannot sync \"{}\" (error {}): retried on its next change\n",
+                kernel::str::BStr::from_bytes(path),
+                err.to_errno()
+            );
+        }
+    }
+}

@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An fsnotify group whose inode marks report changes in watched
+//! directories to an [`EventSink`].
+
+use crate::plan::Side;
+use core::sync::atomic::{AtomicPtr, Ordering};
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
+use kernel::bindings;
+use kernel::error::{code::EEXIST, from_err_ptr, to_result, Result};
+use kernel::ffi::{c_int, c_void};
+use kernel::str::CStr;
+
+/// Events a watched directory reports: changes of its entries, content and
+/// attribute changes of its children, and its own disappearance.
+const WATCH_MASK: u32 = bindings::FS_CREATE
+    | bindings::FS_DELETE
+    | bindings::FS_MOVED_FROM
+    | bindings::FS_MOVED_TO
+    | bindings::FS_CLOSE_WRITE
+    | bindings::FS_ATTRIB
+    | bindings::FS_DELETE_SELF
+    | bindings::FS_MOVE_SELF
+    | bindings::FS_EVENT_ON_CHILD;
+
+/// The events that say a watched directory itself went away.
+const GONE_MASK: u32 = bindings::FS_DELETE_SELF | bindings::FS_MOVE_SELF | bindings::FS_UNMOUNT;
+
+/// Receives what the marks see. Called in the task that changed the file,
+/// possibly under the directory's `i_rwsem`: implementations must only
+/// record and wake, never sleep or do I/O.
+pub(crate) trait EventSink: Sync {
+    /// `name` in the watched directory `dir` (relative to the root of
+    /// `side`) changed.
+    fn changed(&self, side: Side, dir: &[u8], name: &[u8]);
+    /// The watched directory `dir` itself was deleted, moved or unmounted.
+    fn dir_gone(&self, side: Side, dir: &[u8]);
+}
+
+/// What a mark knows: embeds the C mark so a handler can find it.
+///
+/// # Invariants
+///
+/// `mark` is the first field, so a pointer to it is a pointer to the
+/// `Watch`; every `Watch` is allocated by [`Group::watch`] as a `KBox` and
+/// freed by [`free_mark`] when fsnotify drops the last mark reference.
+#[repr(C)]
+struct Watch {
+    mark: bindings::fsnotify_mark,
+    sink: *const dyn EventSink,
+    side: Side,
+    dir: KVec<u8>,
+}
+
+/// An fsnotify group and its marks.
+///
+/// # Invariants
+///
+/// `group` is null once destroyed, else a group allocated with [`OPS`] on
+/// which we own the creation reference.
+pub(crate) struct Group {
+    group: AtomicPtr<bindings::fsnotify_group>,
+}
+
+// SAFETY: fsnotify groups are used from any task; the sink is `Sync`.
+unsafe impl Send for Group {}
+// SAFETY: as above; all group operations take the group's own locks.
+unsafe impl Sync for Group {}
+
+static OPS: bindings::fsnotify_ops = bindings::fsnotify_ops {
+    handle_event: None,
+    handle_inode_event: Some(handle_inode_event),
+    free_group_priv: None,
+    freeing_mark: None,
+    free_event: None,
+    free_mark: Some(free_mark),
+};
+
+impl Group {
+    /// A new group, without marks.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: `OPS` is a static with the two required callbacks.
+        let group = from_err_ptr(unsafe { bindings::fsnotify_alloc_group(&OPS, 0) })?;
+        // INVARIANT: allocated with `OPS`; we own the creation reference.
+        Ok(Self { group: AtomicPtr::new(group) })
+    }
+
+    /// Detaches and frees every mark, then the group; waits until no
+    /// handler runs any more. Later calls do nothing.
+    pub(crate) fn destroy(&self) {
+        let group = self.group.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        if !group.is_null() {
+            // SAFETY: we owned the group (type invariant) and gave up the
+            // pointer above, so this runs once.
+            unsafe { bindings::fsnotify_destroy_group(group) };
+        }
+    }
+
+    /// Watches the directory `inode`, known as `dir` on `side`, reporting to
+    /// `sink`. If the group already watches it under another name (it was
+    /// moved), the old mark is replaced.
+    ///
+    /// # Safety
+    ///
+    /// `sink` must outlive the group (until [`Group::destroy`] returned).
+    pub(crate) unsafe fn watch(
+        &self,
+        sink: &dyn EventSink,
+        inode: *mut bindings::inode,
+        side: Side,
+        dir: &[u8],
+    ) -> Result {
+        let group = self.group.load(Ordering::Acquire);
+        if group.is_null() {
+            return Err(kernel::error::code::EINVAL);
+        }
+        // SAFETY: lifetime erased on the caller's promise that `sink`
+        // outlives the group, hence every mark and handler call.
+        let sink: *const dyn EventSink = unsafe { core::mem::transmute(sink) };
+        // SAFETY: the caller holds a reference on the dentry of `inode`.
+        let existing = unsafe {
+            bindings::fsnotify_find_mark(
+                inode.cast::<c_void>(),
+                bindings::fsnotify_obj_type_FSNOTIFY_OBJ_TYPE_INODE as u32,
+                group,
+            )
+        };
+        if !existing.is_null() {
+            let watch = existing.cast::<Watch>();
+            // SAFETY: every mark of our group is the head of a live `Watch`
+            // (type invariant of `Watch`), and we hold a reference on it.
+            let same = unsafe { (*watch).side == side && (*watch).dir.as_slice() == dir };
+            if !same {
+                // SAFETY: `existing` is a mark of this group, referenced.
+                unsafe { bindings::fsnotify_destroy_mark(existing, group) };
+            }
+            // SAFETY: drops the reference `fsnotify_find_mark` took.
+            unsafe { bindings::fsnotify_put_mark(existing) };
+            if same {
+                return Ok(());
+            }
+        }
+        let mut path = KVec::with_capacity(dir.len(), GFP_KERNEL)?;
+        path.extend_from_slice(dir, GFP_KERNEL)?;
+        let watch = KBox::new(
+            Watch {
+                // SAFETY: an all-zero mark is what `fsnotify_init_mark`
+                // expects to start from (it clears it itself as well).
+                mark: unsafe { core::mem::zeroed() },
+                sink,
+                side,
+                dir: path,
+            },
+            GFP_KERNEL,
+        )?;
+        let watch = KBox::into_raw(watch);
+        // SAFETY: `watch` is a valid allocation; `addr_of_mut!` avoids
+        // creating a reference to the C mark while fsnotify uses it.
+        let mark = unsafe { core::ptr::addr_of_mut!((*watch).mark) };
+        // SAFETY: `mark` is zeroed memory owned by us; the group is alive.
+        // From here on the mark's refcount owns the allocation: the last
+        // `fsnotify_put_mark` calls `free_mark`, which frees the `KBox`.
+        unsafe {
+            bindings::fsnotify_init_mark(mark, group);
+            (*mark).mask = WATCH_MASK;
+        }
+        // SAFETY: `inode` is pinned by the caller's dentry reference.
+        let ret = unsafe {
+            bindings::fsnotify_add_mark(
+                mark,
+                inode.cast::<c_void>(),
+                bindings::fsnotify_obj_type_FSNOTIFY_OBJ_TYPE_INODE as u32,
+                0,
+            )
+        };
+        // SAFETY: drops the reference of `fsnotify_init_mark`; on success the
+        // inode's mark list holds its own.
+        unsafe { bindings::fsnotify_put_mark(mark) };
+        match to_result(ret) {
+            // Raced with another watch of the same inode: it is watched.
+            Err(e) if e == EEXIST => Ok(()),
+            other => other,
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.destroy();
+    }
+}
+
+unsafe extern "C" fn handle_inode_event(
+    mark: *mut bindings::fsnotify_mark,
+    mask: u32,
+    _inode: *mut bindings::inode,
+    _dir: *mut bindings::inode,
+    file_name: *const bindings::qstr,
+    _cookie: u32,
+) -> c_int {
+    let watch = mark.cast::<Watch>();
+    // SAFETY: fsnotify holds the mark alive (SRCU) during the call, and every
+    // mark of our group is the head of a `Watch` (type invariant); its sink
+    // outlives the group.
+    let (watch, sink) = unsafe { (&*watch, &*(*watch).sink) };
+    if mask & GONE_MASK != 0 {
+        sink.dir_gone(watch.side, &watch.dir);
+        return 0;
+    }
+    if file_name.is_null() {
+        return 0;
+    }
+    // SAFETY: event names are dentry names: valid and NUL-terminated for the
+    // duration of the call.
+    let name = unsafe { CStr::from_char_ptr((*file_name).name.cast()) };
+    sink.changed(watch.side, &watch.dir, name.as_bytes());
+    0
+}
+
+unsafe extern "C" fn free_mark(mark: *mut bindings::fsnotify_mark) {
+    // SAFETY: called once, on the last reference; the mark heads a `Watch`
+    // that `Group::watch` allocated as a `KBox`.
+    drop(unsafe { KBox::from_raw(mark.cast::<Watch>()) });
+}

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A kernel thread that runs one function and is stopped by its owner.
+
+use kernel::bindings;
+use kernel::error::{from_err_ptr, Result};
+use kernel::ffi::{c_int, c_void};
+
+/// A running kernel thread, stopped and released on drop.
+///
+/// # Invariants
+///
+/// `task` is a kthread on which we hold a task reference, and its data
+/// outlives it (see [`Thread::spawn`]).
+pub(crate) struct Thread {
+    task: *mut bindings::task_struct,
+    stopped: bool,
+}
+
+impl Thread {
+    /// Starts `run(data)` in a new kernel thread called `name`.
+    ///
+    /// # Safety
+    ///
+    /// `data` must stay valid until the returned [`Thread`] is dropped, and
+    /// `run` must return once `kthread_should_stop()` turns true.
+    pub(crate) unsafe fn spawn<T: Sync>(
+        name: &kernel::str::CStr,
+        run: unsafe extern "C" fn(*mut c_void) -> c_int,
+        data: &T,
+    ) -> Result<Self> {
+        let data = (data as *const T).cast_mut().cast::<c_void>();
+        // SAFETY: `run` and `data` are valid for the thread's lifetime by the
+        // caller's promise; the name is a plain format string without
+        // conversions, so no variadic arguments are read.
+        let task = from_err_ptr(unsafe {
+            bindings::kthread_create_on_node(Some(run), data, bindings::NUMA_NO_NODE, name.as_char_ptr())
+        })?;
+        // SAFETY: `task` was just created and not yet woken, so it is alive;
+        // the extra reference keeps it valid until `kthread_stop` returned.
+        unsafe { bindings::get_task_struct(task) };
+        // SAFETY: a freshly created kthread waits for this first wake-up.
+        unsafe { bindings::wake_up_process(task) };
+        // INVARIANT: referenced above; data validity is the caller's promise.
+        Ok(Self { task, stopped: false })
+    }
+
+    /// The task, to wake it from event handlers.
+    pub(crate) fn task(&self) -> *mut bindings::task_struct {
+        self.task
+    }
+
+    /// Stops the thread, then runs `then` while the task is still
+    /// referenced (so wake-ups racing with it stay valid), then releases it.
+    pub(crate) fn stop_keeping_task(mut self, then: impl FnOnce()) {
+        self.stop_thread();
+        then();
+        // Drop releases the task reference.
+    }
+
+    fn stop_thread(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            // SAFETY: we hold a reference on the task (type invariant);
+            // `kthread_stop` sets should-stop, interrupts its waits
+            // (TIF_NOTIFY_SIGNAL) and waits for `run` to return.
+            unsafe { bindings::kthread_stop(self.task) };
+        }
+    }
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        self.stop_thread();
+        // SAFETY: drops the reference taken in `spawn`.
+        unsafe { bindings::put_task_struct(self.task) };
+    }
+}
+
+/// True when the current kthread has been asked to stop.
+pub(crate) fn should_stop() -> bool {
+    // SAFETY: only called from the sync kthread.
+    unsafe { bindings::kthread_should_stop() }
+}

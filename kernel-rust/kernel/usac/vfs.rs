@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! File work relative to a held directory, as the sync thread needs it:
+//! lookups, stat, listing, copying, and changes made under the parent's
+//! lock the way the VFS expects. Every call runs with the credentials the
+//! thread assumed, so the VFS checks each permission as for the caller.
+
+use crate::path::DirPath;
+use crate::plan::{Entry, Kind};
+use kernel::alloc::{flags::GFP_KERNEL, KVec};
+use kernel::bindings;
+use kernel::error::{
+    code::{EINTR, EINVAL, ENOENT, ENOTDIR, EXDEV},
+    from_err_ptr, to_result, Error, Result,
+};
+use kernel::ffi::{c_char, c_int, c_uint};
+
+/// Largest piece copied in one go: the stop check runs between pieces.
+const COPY_CHUNK: usize = 4 << 20;
+
+/// A NUL-terminated copy of a relative path for the C API.
+fn c_path(rel: &[u8]) -> Result<KVec<u8>> {
+    if rel.len() >= bindings::PATH_MAX as usize {
+        return Err(Error::from_errno(-(bindings::ENAMETOOLONG as c_int)));
+    }
+    let mut out = KVec::with_capacity(rel.len() + 2, GFP_KERNEL)?;
+    if rel.is_empty() {
+        out.push(b'.', GFP_KERNEL)?;
+    } else {
+        out.extend_from_slice(rel, GFP_KERNEL)?;
+    }
+    out.push(0, GFP_KERNEL)?;
+    Ok(out)
+}
+
+/// A referenced entry (`struct path`) under one of the roots.
+///
+/// # Invariants
+///
+/// `self.0` holds a reference on its mount and its positive dentry.
+pub(crate) struct Held(bindings::path);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference (type invariant).
+        unsafe { bindings::path_put(&self.0) };
+    }
+}
+
+impl Held {
+    fn inode(&self) -> *mut bindings::inode {
+        // SAFETY: the dentry is referenced and positive (type invariant).
+        unsafe { (*self.0.dentry).d_inode }
+    }
+
+    /// The inode, to put a watch on it.
+    pub(crate) fn watch_inode(&self) -> *mut bindings::inode {
+        self.inode()
+    }
+
+    fn idmap(&self) -> *mut bindings::mnt_idmap {
+        // SAFETY: the mount is referenced (type invariant).
+        unsafe { bindings::mnt_idmap(self.0.mnt) }
+    }
+
+    /// What the entry is, for the planner.
+    pub(crate) fn stat(&self) -> Result<Entry> {
+        // SAFETY: `kstat` is plain data, filled by `vfs_getattr`.
+        let mut st: bindings::kstat = unsafe { core::mem::zeroed() };
+        // SAFETY: the path is referenced (type invariant).
+        to_result(unsafe {
+            bindings::vfs_getattr(&self.0, &mut st, bindings::STATX_BASIC_STATS, bindings::AT_STATX_SYNC_AS_STAT as c_uint)
+        })?;
+        let mode = u32::from(st.mode);
+        let kind = match mode & bindings::S_IFMT {
+            bindings::S_IFREG => Kind::File,
+            bindings::S_IFDIR => Kind::Dir,
+            bindings::S_IFLNK => Kind::Symlink,
+            _ => Kind::Special,
+        };
+        Ok(Entry {
+            kind,
+            size: st.size as u64,
+            mtime_ns: st.mtime.tv_sec * 1_000_000_000 + st.mtime.tv_nsec as i64,
+            mode: mode & 0o7777,
+        })
+    }
+
+    /// True while some task has the file open for writing: its close will
+    /// report it again, so copying now would only copy a half-written file.
+    pub(crate) fn open_for_write(&self) -> bool {
+        // SAFETY: the inode is pinned by our dentry reference.
+        unsafe { bindings::inode_is_open_for_write(self.inode()) }
+    }
+}
+
+/// Looks `rel` up below `root` without following a final symlink; `None`
+/// when it does not exist (or a parent is no directory any more).
+pub(crate) fn lookup(root: &DirPath, rel: &[u8]) -> Result<Option<Held>> {
+    let name = c_path(rel)?;
+    let mut path = bindings::path { mnt: core::ptr::null_mut(), dentry: core::ptr::null_mut() };
+    let root = root.raw();
+    // SAFETY: `root` is referenced by `DirPath`; `name` is NUL-terminated;
+    // `path` receives references only on success.
+    let ret = unsafe {
+        bindings::vfs_path_lookup(root.dentry, root.mnt, name.as_ptr().cast::<c_char>(), 0, &mut path)
+    };
+    match to_result(ret) {
+        // INVARIANT: a successful lookup without LOOKUP_CREATE returns a
+        // referenced, positive dentry.
+        Ok(()) => Ok(Some(Held(path))),
+        Err(e) if e == ENOENT || e == ENOTDIR => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// An open file, closed synchronously on drop (kthreads have no task work
+/// to defer a final `fput` to).
+///
+/// # Invariants
+///
+/// `self.0` is an open file we own.
+struct OpenFile(*mut bindings::file);
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        // SAFETY: we own the file (type invariant); kthreads close with
+        // `__fput_sync`.
+        unsafe { bindings::__fput_sync(self.0) };
+    }
+}
+
+impl OpenFile {
+    fn open(root: &DirPath, rel: &[u8], flags: u32, mode: u32) -> Result<Self> {
+        let name = c_path(rel)?;
+        // SAFETY: `root` is referenced; `name` is NUL-terminated.
+        let file = from_err_ptr(unsafe {
+            bindings::file_open_root(
+                root.raw(),
+                name.as_ptr().cast::<c_char>(),
+                (flags | bindings::O_LARGEFILE | bindings::O_NOFOLLOW) as c_int,
+                mode as bindings::umode_t,
+            )
+        })?;
+        // INVARIANT: `file_open_root` returned an open file.
+        Ok(Self(file))
+    }
+
+    fn dentry(&self) -> *mut bindings::dentry {
+        // SAFETY: the file is open (type invariant), so its path is pinned.
+        unsafe { (*self.0).f_path.dentry }
+    }
+
+    fn mnt(&self) -> *mut bindings::vfsmount {
+        // SAFETY: as above.
+        unsafe { (*self.0).f_path.mnt }
+    }
+}
+
+/// A directory entry name with its type, as listed.
+pub(crate) struct Listed {
+    pub(crate) name: KVec<u8>,
+    /// `DT_DIR` and friends, or `DT_UNKNOWN` where the file system does not say.
+    pub(crate) d_type: u32,
+}
+
+impl Listed {
+    /// Known to be a directory (without a stat).
+    pub(crate) fn is_dir(&self) -> bool {
+        self.d_type == bindings::DT_DIR
+    }
+}
+
+#[repr(C)]
+struct Lister {
+    ctx: bindings::dir_context,
+    names: KVec<Listed>,
+    added: usize,
+    failed: bool,
+}
+
+unsafe extern "C" fn list_actor(
+    ctx: *mut bindings::dir_context,
+    name: *const c_char,
+    len: c_int,
+    _offset: bindings::loff_t,
+    _ino: u64,
+    d_type: c_uint,
+) -> bool {
+    // SAFETY: `ctx` is the first field of the `Lister` that `list_dir`
+    // passed to `iterate_dir`, alive and exclusively ours for the call.
+    let lister = unsafe { &mut *ctx.cast::<Lister>() };
+    // SAFETY: the file system passes `len` valid bytes at `name`.
+    let name = unsafe { core::slice::from_raw_parts(name.cast::<u8>(), len as usize) };
+    if name == b"." || name == b".." {
+        return true;
+    }
+    let mut owned = KVec::new();
+    if owned.extend_from_slice(name, GFP_KERNEL).is_err()
+        || lister.names.push(Listed { name: owned, d_type }, GFP_KERNEL).is_err()
+    {
+        lister.failed = true;
+        return false;
+    }
+    lister.added += 1;
+    true
+}
+
+/// Lists the directory `rel` below `root`. Names are collected first and
+/// acted on afterwards: `iterate_dir` holds the directory lock meanwhile.
+pub(crate) fn list_dir(root: &DirPath, rel: &[u8]) -> Result<KVec<Listed>> {
+    let dir = OpenFile::open(root, rel, bindings::O_RDONLY | bindings::O_DIRECTORY, 0)?;
+    let mut lister = Lister {
+        ctx: bindings::dir_context { actor: Some(list_actor), pos: 0 },
+        names: KVec::new(),
+        added: 0,
+        failed: false,
+    };
+    loop {
+        lister.added = 0;
+        // SAFETY: `dir` is an open directory; `lister.ctx` heads `lister`,
+        // which outlives the call.
+        to_result(unsafe { bindings::iterate_dir(dir.0, &mut lister.ctx) })?;
+        if lister.failed {
+            return Err(kernel::error::code::ENOMEM);
+        }
+        // Some file systems hand out one buffer's worth per call.
+        if lister.added == 0 {
+            break;
+        }
+    }
+    Ok(lister.names)
+}
+
+/// The directory part and the last component of a relative path.
+pub(crate) fn split(rel: &[u8]) -> (&[u8], &[u8]) {
+    match rel.iter().rposition(|&c| c == b'/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => (&[], rel),
+    }
+}
+
+/// `dir/name` (or `name` at the root).
+pub(crate) fn join(dir: &[u8], name: &[u8]) -> Result<KVec<u8>> {
+    let mut out = KVec::with_capacity(dir.len() + name.len() + 1, GFP_KERNEL)?;
+    if !dir.is_empty() {
+        out.extend_from_slice(dir, GFP_KERNEL)?;
+        out.push(b'/', GFP_KERNEL)?;
+    }
+    out.extend_from_slice(name, GFP_KERNEL)?;
+    Ok(out)
+}
+
+/// Write access to a mount for the duration of a change.
+struct MountWrite(*mut bindings::vfsmount);
+
+impl MountWrite {
+    fn get(mnt: *mut bindings::vfsmount) -> Result<Self> {
+        // SAFETY: `mnt` is referenced by the caller's path.
+        to_result(unsafe { bindings::mnt_want_write(mnt) })?;
+        Ok(Self(mnt))
+    }
+}
+
+impl Drop for MountWrite {
+    fn drop(&mut self) {
+        // SAFETY: pairs with the successful `mnt_want_write` in `get`.
+        unsafe { bindings::mnt_drop_write(self.0) };
+    }
+}
+
+/// A directory locked as the parent of the entry being changed.
+struct LockedParent<'a> {
+    dir: &'a Held,
+}
+
+impl<'a> LockedParent<'a> {
+    fn lock(dir: &'a Held) -> Self {
+        // SAFETY: the inode is pinned by `dir`; the sync thread takes no
+        // other VFS lock around it, matching the VFS's parent-then-child order.
+        unsafe { bindings::inode_lock_nested(dir.inode(), bindings::inode_i_mutex_lock_class_I_MUTEX_PARENT as c_uint) };
+        Self { dir }
+    }
+
+    /// The (possibly negative) dentry of `name` in the locked directory.
+    fn child(&self, name: &[u8]) -> Result<Child> {
+        if name.is_empty() || name.len() > bindings::NAME_MAX as usize || name.contains(&b'/') {
+            return Err(EINVAL);
+        }
+        // SAFETY: the parent is locked as `lookup_one_len` requires; `name`
+        // has `len` valid bytes; it checks search permission itself.
+        let dentry = from_err_ptr(unsafe {
+            bindings::lookup_one_len(name.as_ptr().cast::<c_char>(), self.dir.0.dentry, name.len() as c_int)
+        })?;
+        Ok(Child(dentry))
+    }
+
+    fn dir_inode(&self) -> *mut bindings::inode {
+        self.dir.inode()
+    }
+}
+
+impl Drop for LockedParent<'_> {
+    fn drop(&mut self) {
+        // SAFETY: locked in `lock`.
+        unsafe { bindings::inode_unlock(self.dir.inode()) };
+    }
+}
+
+/// A dentry reference from a lookup.
+struct Child(*mut bindings::dentry);
+
+impl Child {
+    fn is_negative(&self) -> bool {
+        // SAFETY: the dentry is referenced.
+        unsafe { (*self.0).d_inode.is_null() }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // SAFETY: we own the reference from `lookup_one_len`.
+        unsafe { bindings::dput(self.0) };
+    }
+}
+
+/// The held parent directory of `rel` and the last component.
+fn parent_of<'r>(root: &DirPath, rel: &'r [u8]) -> Result<(Held, &'r [u8])> {
+    let (dir, name) = split(rel);
+    let parent = lookup(root, dir)?.ok_or(ENOENT)?;
+    Ok((parent, name))
+}
+
+/// Removes the non-directory `rel`.
+pub(crate) fn unlink(root: &DirPath, rel: &[u8]) -> Result {
+    let (parent, name) = parent_of(root, rel)?;
+    let _write = MountWrite::get(parent.0.mnt)?;
+    let locked = LockedParent::lock(&parent);
+    let child = locked.child(name)?;
+    if child.is_negative() {
+        return Err(ENOENT);
+    }
+    // SAFETY: parent locked, child looked up under that lock.
+    to_result(unsafe { bindings::vfs_unlink(parent.idmap(), locked.dir_inode(), child.0, core::ptr::null_mut()) })
+}
+
+/// Removes the empty directory `rel`.
+pub(crate) fn rmdir(root: &DirPath, rel: &[u8]) -> Result {
+    let (parent, name) = parent_of(root, rel)?;
+    let _write = MountWrite::get(parent.0.mnt)?;
+    let locked = LockedParent::lock(&parent);
+    let child = locked.child(name)?;
+    if child.is_negative() {
+        return Err(ENOENT);
+    }
+    // SAFETY: parent locked, child looked up under that lock.
+    to_result(unsafe { bindings::vfs_rmdir(parent.idmap(), locked.dir_inode(), child.0) })
+}
+
+/// Creates the directory `rel` with `mode`.
+pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: u32) -> Result {
+    let (parent, name) = parent_of(root, rel)?;
+    let _write = MountWrite::get(parent.0.mnt)?;
+    let locked = LockedParent::lock(&parent);
+    let child = locked.child(name)?;
+    // SAFETY: parent locked, child looked up under that lock; `vfs_mkdir`
+    // answers -EEXIST for a positive dentry.
+    to_result(unsafe { bindings::vfs_mkdir(parent.idmap(), locked.dir_inode(), child.0, mode as bindings::umode_t) })
+}
+
+/// Renames `from` to `to`, both in the directory `dir`, replacing `to`.
+pub(crate) fn rename_in(root: &DirPath, dir: &[u8], from: &[u8], to: &[u8]) -> Result {
+    let parent = lookup(root, dir)?.ok_or(ENOENT)?;
+    let _write = MountWrite::get(parent.0.mnt)?;
+    let locked = LockedParent::lock(&parent);
+    let old = locked.child(from)?;
+    let new = locked.child(to)?;
+    if old.is_negative() {
+        return Err(ENOENT);
+    }
+    let mut rd = bindings::renamedata {
+        old_mnt_idmap: parent.idmap(),
+        old_dir: locked.dir_inode(),
+        old_dentry: old.0,
+        new_mnt_idmap: parent.idmap(),
+        new_dir: locked.dir_inode(),
+        new_dentry: new.0,
+        delegated_inode: core::ptr::null_mut(),
+        flags: 0,
+    };
+    // SAFETY: both dentries were looked up under the parent's lock, which
+    // is what `lock_rename` takes for a rename within one directory.
+    to_result(unsafe { bindings::vfs_rename(&mut rd) })
+}
+
+/// Sets mode and mtime of an open file's inode.
+fn set_attrs(file: &OpenFile, mode: u32, mtime_ns: i64) -> Result {
+    let dentry = file.dentry();
+    // SAFETY: the open file pins its dentry and positive inode.
+    let inode = unsafe { (*dentry).d_inode };
+    // SAFETY: plain data, the fields we set are marked in `ia_valid`.
+    let mut attr: bindings::iattr = unsafe { core::mem::zeroed() };
+    attr.ia_valid = bindings::ATTR_MODE | bindings::ATTR_MTIME | bindings::ATTR_MTIME_SET | bindings::ATTR_CTIME;
+    attr.ia_mode = (mode & 0o7777 | (bindings::S_IFREG)) as bindings::umode_t;
+    attr.ia_mtime = bindings::timespec64 {
+        tv_sec: mtime_ns.div_euclid(1_000_000_000),
+        tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
+    };
+    // SAFETY: `notify_change` wants the inode locked; the dentry is pinned.
+    unsafe { bindings::inode_lock(inode) };
+    // SAFETY: as above; no delegated inode is asked for.
+    let ret = unsafe { bindings::notify_change(bindings::mnt_idmap(file.mnt()), dentry, &mut attr, core::ptr::null_mut()) };
+    // SAFETY: locked just above.
+    unsafe { bindings::inode_unlock(inode) };
+    to_result(ret)
+}
+
+/// Sets the permission bits of `rel`.
+pub(crate) fn chmod(root: &DirPath, rel: &[u8], mode: u32) -> Result {
+    let held = lookup(root, rel)?.ok_or(ENOENT)?;
+    let _write = MountWrite::get(held.0.mnt)?;
+    let inode = held.inode();
+    // SAFETY: plain data, the fields we set are marked in `ia_valid`.
+    let mut attr: bindings::iattr = unsafe { core::mem::zeroed() };
+    attr.ia_valid = bindings::ATTR_MODE | bindings::ATTR_CTIME;
+    // SAFETY: the inode is pinned by `held`.
+    let fmt = u32::from(unsafe { (*inode).i_mode }) & bindings::S_IFMT;
+    attr.ia_mode = (fmt | mode & 0o7777) as bindings::umode_t;
+    // SAFETY: `notify_change` wants the inode locked.
+    unsafe { bindings::inode_lock(inode) };
+    // SAFETY: as above.
+    let ret = unsafe { bindings::notify_change(held.idmap(), held.0.dentry, &mut attr, core::ptr::null_mut()) };
+    // SAFETY: locked just above.
+    unsafe { bindings::inode_unlock(inode) };
+    to_result(ret)
+}
+
+/// Copies the regular file `src_rel` below `src` into the new file
+/// `dst_rel` below `dst` (created exclusively), with `mode` and the source's
+/// `mtime_ns`. Stops with `EINTR` when `stop()` turns true between chunks.
+pub(crate) fn copy_file(
+    src: &DirPath,
+    src_rel: &[u8],
+    dst: &DirPath,
+    dst_rel: &[u8],
+    mode: u32,
+    mtime_ns: i64,
+    stop: impl Fn() -> bool,
+) -> Result {
+    let from = OpenFile::open(src, src_rel, bindings::O_RDONLY, 0)?;
+    let to = OpenFile::open(
+        dst,
+        dst_rel,
+        bindings::O_WRONLY | bindings::O_CREAT | bindings::O_EXCL,
+        0o600,
+    )?;
+    let mut pos: i64 = 0;
+    let mut splice = 0;
+    loop {
+        if stop() {
+            return Err(EINTR);
+        }
+        // SAFETY: both files are open, for reading and for writing.
+        let n = unsafe { bindings::vfs_copy_file_range(from.0, pos, to.0, pos, COPY_CHUNK, splice) };
+        if n < 0 {
+            let err = Error::from_errno(n as c_int);
+            // Across file systems, or where no offload exists: splice.
+            let unsupported = Error::from_errno(-(bindings::EOPNOTSUPP as c_int));
+            if splice == 0 && (err == EXDEV || err == unsupported || err == EINVAL) {
+                splice = bindings::COPY_FILE_SPLICE;
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            break;
+        }
+        pos += n as i64;
+    }
+    set_attrs(&to, mode, mtime_ns)
+}
+
+/// Creates the symlink `rel` pointing to `target`.
+pub(crate) fn symlink(root: &DirPath, rel: &[u8], target: &[u8]) -> Result {
+    let (parent, name) = parent_of(root, rel)?;
+    let target = c_path(target)?;
+    let _write = MountWrite::get(parent.0.mnt)?;
+    let locked = LockedParent::lock(&parent);
+    let child = locked.child(name)?;
+    // SAFETY: parent locked, child looked up under it; `target` is
+    // NUL-terminated.
+    to_result(unsafe {
+        bindings::vfs_symlink(parent.idmap(), locked.dir_inode(), child.0, target.as_ptr().cast::<c_char>())
+    })
+}
+
+/// The target text of the symlink `held`.
+pub(crate) fn read_link(held: &Held) -> Result<KVec<u8>> {
+    // SAFETY: plain data; `vfs_get_link` fills it in when it needs a release.
+    let mut done: bindings::delayed_call = unsafe { core::mem::zeroed() };
+    // SAFETY: the dentry is referenced; the result lives until
+    // `do_delayed_call`.
+    let target = from_err_ptr(unsafe { bindings::vfs_get_link(held.0.dentry, &mut done) }.cast_mut())?;
+    // SAFETY: a link body is a NUL-terminated string.
+    let text = unsafe { kernel::str::CStr::from_char_ptr(target) };
+    let mut out = KVec::new();
+    let copied = out.extend_from_slice(text.as_bytes(), GFP_KERNEL);
+    // SAFETY: releases what `vfs_get_link` handed out, exactly once.
+    unsafe { bindings::do_delayed_call(&mut done) };
+    copied?;
+    Ok(out)
+}
