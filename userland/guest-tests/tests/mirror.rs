@@ -111,8 +111,8 @@ fn a_file_rewritten_1000_times_ends_identical() {
     sync.stop();
 }
 
-/// `len` bytes of pseudo-random content: 1 MiB blocks, each a different
-/// rotation, so a misplaced chunk shows.
+/// `len` bytes of pseudo-random content: 1 MiB blocks, each stamped with
+/// its index, so a misplaced chunk shows.
 fn big_content(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let block: Vec<u8> = (0..1 << 20)
@@ -124,11 +124,14 @@ fn big_content(len: usize) -> Vec<u8> {
         })
         .collect();
     let mut out = Vec::with_capacity(len);
-    let mut turn = 0;
+    let mut index: u64 = 0;
     while out.len() < len {
-        let take = (len - out.len()).min(block.len());
-        out.extend(block.iter().cycle().skip(turn).take(take));
-        turn += 1;
+        let start = out.len();
+        out.extend_from_slice(&block[..(len - start).min(block.len())]);
+        let stamp = index.to_le_bytes();
+        let end = (start + stamp.len()).min(out.len());
+        out[start..end].copy_from_slice(&stamp[..end - start]);
+        index += 1;
     }
     out
 }
