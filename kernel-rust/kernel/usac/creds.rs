@@ -40,7 +40,11 @@ impl Credentials {
         // SAFETY: `self.0` is valid; `override_creds` takes its own reference
         // on it and returns the previous credentials for `revert_creds`.
         let previous = unsafe { bindings::override_creds(self.0) };
-        Assumed { previous, _creds: PhantomData, _not_send: PhantomData }
+        Assumed {
+            previous,
+            _creds: PhantomData,
+            _not_send: PhantomData,
+        }
     }
 }
 

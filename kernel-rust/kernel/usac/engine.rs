@@ -139,7 +139,7 @@ impl Engine {
 
     fn take_pending(&self) -> (KVec<Dirty>, bool) {
         let mut pending = self.pending.lock();
-        let batch = core::mem::replace(&mut pending.dirty, KVec::new());
+        let batch = core::mem::take(&mut pending.dirty);
         let rescan_all = core::mem::replace(&mut pending.rescan_all, false);
         (batch, rescan_all)
     }
@@ -147,7 +147,13 @@ impl Engine {
     fn process(&self, mut batch: KVec<Dirty>, rescan_all: bool, limiter: &mut Option<RateLimit>) {
         let mut work: KVec<Dirty> = KVec::new();
         if rescan_all {
-            let root = Dirty { path: KVec::new(), why: Reason { rescan: true, ..Reason::default() } };
+            let root = Dirty {
+                path: KVec::new(),
+                why: Reason {
+                    rescan: true,
+                    ..Reason::default()
+                },
+            };
             if work.push(root, GFP_KERNEL).is_err() {
                 self.pending.lock().rescan_all = true;
             }
@@ -172,7 +178,11 @@ impl Engine {
     }
 
     /// Works through names found by scans, depth first.
-    fn drain(&self, work: &mut KVec<Dirty>, handle: &mut impl FnMut(&[u8], Reason, &mut KVec<Dirty>)) {
+    fn drain(
+        &self,
+        work: &mut KVec<Dirty>,
+        handle: &mut impl FnMut(&[u8], Reason, &mut KVec<Dirty>),
+    ) {
         while let Some(item) = pop(work) {
             if thread::should_stop() {
                 return;
@@ -201,9 +211,7 @@ impl Engine {
         let b = self.stat(Side::B, rel)?;
         // A file still open for writing is reported again on its close:
         // copying it now would copy a half-written file.
-        let busy = |s: &Option<(Held, Entry)>| {
-            matches!(s, Some((held, e)) if e.kind == Kind::File && held.open_for_write())
-        };
+        let busy = |s: &Option<(Held, Entry)>| matches!(s, Some((held, e)) if e.kind == Kind::File && held.open_for_write());
         if busy(&a) || busy(&b) {
             return Ok(());
         }
@@ -232,7 +240,10 @@ impl Engine {
                 vfs::chmod(self.root(from.other()), rel, src.mode)
             }
             Action::Conflict { winner } => {
-                let (won, lost) = (entry(winner).ok_or(ENOENT)?, entry(winner.other()).ok_or(ENOENT)?);
+                let (won, lost) = (
+                    entry(winner).ok_or(ENOENT)?,
+                    entry(winner.other()).ok_or(ENOENT)?,
+                );
                 self.keep_both(winner, rel, &won, &lost)
             }
         }
@@ -263,7 +274,13 @@ impl Engine {
             Kind::Dir | Kind::Special => Err(EISDIR),
         };
         let placed = written.and_then(|()| {
-            if matches!(dst_now, Some(Entry { kind: Kind::Dir, .. })) {
+            if matches!(
+                dst_now,
+                Some(Entry {
+                    kind: Kind::Dir,
+                    ..
+                })
+            ) {
                 self.remove_tree(to, rel)?;
             }
             vfs::rename_in(self.root(to), dir, &temp, name)
@@ -318,7 +335,10 @@ impl Engine {
                     let _ = vfs::unlink(self.root(side), &path);
                     continue;
                 }
-                let why = Reason { rescan: true, ..Reason::default() };
+                let why = Reason {
+                    rescan: true,
+                    ..Reason::default()
+                };
                 work.push(Dirty { path, why }, GFP_KERNEL)?;
             }
         }
@@ -351,7 +371,11 @@ impl Engine {
                 let path = vfs::join(&dir, &listed.name)?;
                 let is_dir = listed.is_dir()
                     || (listed.d_type == bindings::DT_UNKNOWN
-                        && vfs::lookup(root, &path)?.map(|h| h.stat()).transpose()?.map(|e| e.kind) == Some(Kind::Dir));
+                        && vfs::lookup(root, &path)?
+                            .map(|h| h.stat())
+                            .transpose()?
+                            .map(|e| e.kind)
+                            == Some(Kind::Dir));
                 if is_dir {
                     stack.push((path, false), GFP_KERNEL)?;
                 } else {
@@ -371,7 +395,11 @@ impl EventSink for Engine {
         if plan::is_temp_name(name) {
             return;
         }
-        let why = Reason { changed_a: side == Side::A, changed_b: side == Side::B, rescan: false };
+        let why = Reason {
+            changed_a: side == Side::A,
+            changed_b: side == Side::B,
+            rescan: false,
+        };
         // Never sleep here: the changing task may hold the directory lock.
         let path = join_nowait(dir, name);
         {
@@ -423,8 +451,17 @@ pub(crate) unsafe extern "C" fn sync_thread(data: *mut c_void) -> c_int {
 }
 
 fn push_scan(work: &mut KVec<Dirty>, rel: &[u8]) -> Result {
-    let why = Reason { rescan: true, ..Reason::default() };
-    work.push(Dirty { path: clone_bytes(rel)?, why }, GFP_KERNEL)?;
+    let why = Reason {
+        rescan: true,
+        ..Reason::default()
+    };
+    work.push(
+        Dirty {
+            path: clone_bytes(rel)?,
+            why,
+        },
+        GFP_KERNEL,
+    )?;
     Ok(())
 }
 
@@ -461,7 +498,9 @@ fn pop<T>(v: &mut KVec<T>) -> Option<T> {
 
 /// 64-bit FNV-1a: a cheap fingerprint of a symlink target.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Rate-limits the messages about names that could not be synced.
@@ -470,7 +509,11 @@ struct RateLimit(KBox<bindings::ratelimit_state>);
 impl RateLimit {
     fn new() -> Option<Self> {
         // SAFETY: plain data, initialised just below.
-        let state = KBox::new(unsafe { core::mem::zeroed::<bindings::ratelimit_state>() }, GFP_KERNEL).ok()?;
+        let state = KBox::new(
+            unsafe { core::mem::zeroed::<bindings::ratelimit_state>() },
+            GFP_KERNEL,
+        )
+        .ok()?;
         let mut limit = Self(state);
         // SAFETY: `limit.0` is boxed, so the embedded lock does not move.
         unsafe { bindings::ratelimit_state_init(&mut *limit.0, 5 * bindings::HZ as c_int, 10) };
@@ -485,9 +528,11 @@ trait Report {
 impl Report for Option<RateLimit> {
     fn report(&mut self, path: &[u8], err: Error) {
         let allowed = match self {
-            // SAFETY: the state was initialised in `new` and is only used by
-            // the sync thread.
-            Some(limit) => (unsafe { bindings::___ratelimit(&mut *limit.0, c"usac".as_ptr().cast()) }) != 0,
+            Some(limit) => {
+                // SAFETY: the state was initialised in `new` and is only
+                // used by the sync thread.
+                (unsafe { bindings::___ratelimit(&mut *limit.0, c"usac".as_ptr().cast()) }) != 0
+            }
             None => true,
         };
         if allowed {

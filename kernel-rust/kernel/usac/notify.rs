@@ -82,7 +82,9 @@ impl Group {
         // SAFETY: `OPS` is a static with the two required callbacks.
         let group = from_err_ptr(unsafe { bindings::fsnotify_alloc_group(&OPS, 0) })?;
         // INVARIANT: allocated with `OPS`; we own the creation reference.
-        Ok(Self { group: AtomicPtr::new(group) })
+        Ok(Self {
+            group: AtomicPtr::new(group),
+        })
     }
 
     /// Detaches and frees every mark, then the group; waits until no
@@ -190,6 +192,11 @@ impl Drop for Group {
     }
 }
 
+/// The group's event callback.
+///
+/// # Safety
+///
+/// Called by fsnotify only, for a mark of our group that it keeps alive.
 unsafe extern "C" fn handle_inode_event(
     mark: *mut bindings::fsnotify_mark,
     mask: u32,
@@ -217,6 +224,11 @@ unsafe extern "C" fn handle_inode_event(
     0
 }
 
+/// Frees a `Watch` when its mark's last reference goes.
+///
+/// # Safety
+///
+/// Called by fsnotify only, once per mark of our group.
 unsafe extern "C" fn free_mark(mark: *mut bindings::fsnotify_mark) {
     // SAFETY: called once, on the last reference; the mark heads a `Watch`
     // that `Group::watch` allocated as a `KBox`.

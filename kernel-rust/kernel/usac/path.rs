@@ -81,7 +81,9 @@ impl DirPath {
         // SAFETY: `is_subdir` and `path_is_under` only read the referenced
         // dentries and mounts, taking the locks they need themselves.
         unsafe {
-            (same_sb && (bindings::is_subdir(a.dentry, b.dentry) || bindings::is_subdir(b.dentry, a.dentry)))
+            (same_sb
+                && (bindings::is_subdir(a.dentry, b.dentry)
+                    || bindings::is_subdir(b.dentry, a.dentry)))
                 || bindings::path_is_under(a, b)
                 || bindings::path_is_under(b, a)
         }

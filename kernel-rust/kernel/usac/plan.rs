@@ -55,7 +55,8 @@ impl Entry {
     /// (same kind, size and mtime), so a change coming back is no new work.
     pub fn in_sync_with(&self, other: &Entry) -> bool {
         self.kind == other.kind
-            && (self.kind == Kind::Dir || (self.size == other.size && self.mtime_ns == other.mtime_ns))
+            && (self.kind == Kind::Dir
+                || (self.size == other.size && self.mtime_ns == other.mtime_ns))
     }
 }
 
@@ -172,13 +173,19 @@ fn both_sides(x: Entry, y: Entry, why: Reason) -> Action {
         return Action::Skip;
     }
     if x.kind == Kind::Dir && y.kind == Kind::Dir {
-        return if why.rescan { Action::ScanDir } else { Action::Nothing };
+        return if why.rescan {
+            Action::ScanDir
+        } else {
+            Action::Nothing
+        };
     }
     if x.in_sync_with(&y) {
         if x.mode == y.mode {
             return Action::Nothing;
         }
-        return Action::CopyMode { from: why.only_changed().unwrap_or(Side::A) };
+        return Action::CopyMode {
+            from: why.only_changed().unwrap_or(Side::A),
+        };
     }
     let winner = why.only_changed().unwrap_or_else(|| newer(&x, &y));
     if x.kind != y.kind {

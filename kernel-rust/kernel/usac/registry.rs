@@ -33,7 +33,10 @@ struct Registry(UnsafeCell<Table>);
 // SAFETY: every access goes through `Locked`, which holds the C mutex.
 unsafe impl Sync for Registry {}
 
-static REGISTRY: Registry = Registry(UnsafeCell::new(Table { pairs: KVec::new(), next_id: 0 }));
+static REGISTRY: Registry = Registry(UnsafeCell::new(Table {
+    pairs: KVec::new(),
+    next_id: 0,
+}));
 
 /// Exclusive access to the table.
 struct Locked;

@@ -34,7 +34,12 @@ impl Thread {
         // caller's promise; the name is a plain format string without
         // conversions, so no variadic arguments are read.
         let task = from_err_ptr(unsafe {
-            bindings::kthread_create_on_node(Some(run), data, bindings::NUMA_NO_NODE, name.as_char_ptr())
+            bindings::kthread_create_on_node(
+                Some(run),
+                data,
+                bindings::NUMA_NO_NODE,
+                name.as_char_ptr(),
+            )
         })?;
         // SAFETY: `task` was just created and not yet woken, so it is alive;
         // the extra reference keeps it valid until `kthread_stop` returned.
@@ -42,7 +47,10 @@ impl Thread {
         // SAFETY: a freshly created kthread waits for this first wake-up.
         unsafe { bindings::wake_up_process(task) };
         // INVARIANT: referenced above; data validity is the caller's promise.
-        Ok(Self { task, stopped: false })
+        Ok(Self {
+            task,
+            stopped: false,
+        })
     }
 
     /// The task, to wake it from event handlers.

@@ -53,7 +53,8 @@ fn real_time_sync(dir_a: &CStr, dir_b: &CStr) -> Result {
     let engine = Engine::new(a, b, creds)?;
     // SAFETY: the thread only borrows the engine, which lives until after
     // `thread.stop()` below; `sync_thread` returns once asked to stop.
-    let thread = unsafe { Thread::spawn(kernel::c_str!("usac-sync"), engine::sync_thread, &*engine)? };
+    let thread =
+        unsafe { Thread::spawn(kernel::c_str!("usac-sync"), engine::sync_thread, &*engine)? };
     engine.set_thread(thread.task());
     let woken = wait::until_signal_or(|| engine.root_gone());
     // Teardown order: the thread first (it uses the marks), then the marks

@@ -69,7 +69,12 @@ impl Held {
         let mut st: bindings::kstat = unsafe { core::mem::zeroed() };
         // SAFETY: the path is referenced (type invariant).
         to_result(unsafe {
-            bindings::vfs_getattr(&self.0, &mut st, bindings::STATX_BASIC_STATS, bindings::AT_STATX_SYNC_AS_STAT as c_uint)
+            bindings::vfs_getattr(
+                &self.0,
+                &mut st,
+                bindings::STATX_BASIC_STATS,
+                bindings::AT_STATX_SYNC_AS_STAT as c_uint,
+            )
         })?;
         let mode = u32::from(st.mode);
         let kind = match mode & bindings::S_IFMT {
@@ -98,12 +103,21 @@ impl Held {
 /// when it does not exist (or a parent is no directory any more).
 pub(crate) fn lookup(root: &DirPath, rel: &[u8]) -> Result<Option<Held>> {
     let name = c_path(rel)?;
-    let mut path = bindings::path { mnt: core::ptr::null_mut(), dentry: core::ptr::null_mut() };
+    let mut path = bindings::path {
+        mnt: core::ptr::null_mut(),
+        dentry: core::ptr::null_mut(),
+    };
     let root = root.raw();
     // SAFETY: `root` is referenced by `DirPath`; `name` is NUL-terminated;
     // `path` receives references only on success.
     let ret = unsafe {
-        bindings::vfs_path_lookup(root.dentry, root.mnt, name.as_ptr().cast::<c_char>(), 0, &mut path)
+        bindings::vfs_path_lookup(
+            root.dentry,
+            root.mnt,
+            name.as_ptr().cast::<c_char>(),
+            0,
+            &mut path,
+        )
     };
     match to_result(ret) {
         // INVARIANT: a successful lookup without LOOKUP_CREATE returns a
@@ -179,6 +193,11 @@ struct Lister {
     failed: bool,
 }
 
+/// Collects one directory entry into the `Lister`.
+///
+/// # Safety
+///
+/// Called by `iterate_dir` only, with the context `list_dir` passed.
 unsafe extern "C" fn list_actor(
     ctx: *mut bindings::dir_context,
     name: *const c_char,
@@ -197,7 +216,16 @@ unsafe extern "C" fn list_actor(
     }
     let mut owned = KVec::new();
     if owned.extend_from_slice(name, GFP_KERNEL).is_err()
-        || lister.names.push(Listed { name: owned, d_type }, GFP_KERNEL).is_err()
+        || lister
+            .names
+            .push(
+                Listed {
+                    name: owned,
+                    d_type,
+                },
+                GFP_KERNEL,
+            )
+            .is_err()
     {
         lister.failed = true;
         return false;
@@ -211,7 +239,10 @@ unsafe extern "C" fn list_actor(
 pub(crate) fn list_dir(root: &DirPath, rel: &[u8]) -> Result<KVec<Listed>> {
     let dir = OpenFile::open(root, rel, bindings::O_RDONLY | bindings::O_DIRECTORY, 0)?;
     let mut lister = Lister {
-        ctx: bindings::dir_context { actor: Some(list_actor), pos: 0 },
+        ctx: bindings::dir_context {
+            actor: Some(list_actor),
+            pos: 0,
+        },
         names: KVec::new(),
         added: 0,
         failed: false,
@@ -278,7 +309,12 @@ impl<'a> LockedParent<'a> {
     fn lock(dir: &'a Held) -> Self {
         // SAFETY: the inode is pinned by `dir`; the sync thread takes no
         // other VFS lock around it, matching the VFS's parent-then-child order.
-        unsafe { bindings::inode_lock_nested(dir.inode(), bindings::inode_i_mutex_lock_class_I_MUTEX_PARENT as c_uint) };
+        unsafe {
+            bindings::inode_lock_nested(
+                dir.inode(),
+                bindings::inode_i_mutex_lock_class_I_MUTEX_PARENT as c_uint,
+            )
+        };
         Self { dir }
     }
 
@@ -290,7 +326,11 @@ impl<'a> LockedParent<'a> {
         // SAFETY: the parent is locked as `lookup_one_len` requires; `name`
         // has `len` valid bytes; it checks search permission itself.
         let dentry = from_err_ptr(unsafe {
-            bindings::lookup_one_len(name.as_ptr().cast::<c_char>(), self.dir.0.dentry, name.len() as c_int)
+            bindings::lookup_one_len(
+                name.as_ptr().cast::<c_char>(),
+                self.dir.0.dentry,
+                name.len() as c_int,
+            )
         })?;
         Ok(Child(dentry))
     }
@@ -341,7 +381,14 @@ pub(crate) fn unlink(root: &DirPath, rel: &[u8]) -> Result {
         return Err(ENOENT);
     }
     // SAFETY: parent locked, child looked up under that lock.
-    to_result(unsafe { bindings::vfs_unlink(parent.idmap(), locked.dir_inode(), child.0, core::ptr::null_mut()) })
+    to_result(unsafe {
+        bindings::vfs_unlink(
+            parent.idmap(),
+            locked.dir_inode(),
+            child.0,
+            core::ptr::null_mut(),
+        )
+    })
 }
 
 /// Removes the empty directory `rel`.
@@ -365,7 +412,14 @@ pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: u32) -> Result {
     let child = locked.child(name)?;
     // SAFETY: parent locked, child looked up under that lock; `vfs_mkdir`
     // answers -EEXIST for a positive dentry.
-    to_result(unsafe { bindings::vfs_mkdir(parent.idmap(), locked.dir_inode(), child.0, mode as bindings::umode_t) })
+    to_result(unsafe {
+        bindings::vfs_mkdir(
+            parent.idmap(),
+            locked.dir_inode(),
+            child.0,
+            mode as bindings::umode_t,
+        )
+    })
 }
 
 /// Renames `from` to `to`, both in the directory `dir`, replacing `to`.
@@ -400,7 +454,10 @@ fn set_attrs(file: &OpenFile, mode: u32, mtime_ns: i64) -> Result {
     let inode = unsafe { (*dentry).d_inode };
     // SAFETY: plain data, the fields we set are marked in `ia_valid`.
     let mut attr: bindings::iattr = unsafe { core::mem::zeroed() };
-    attr.ia_valid = bindings::ATTR_MODE | bindings::ATTR_MTIME | bindings::ATTR_MTIME_SET | bindings::ATTR_CTIME;
+    attr.ia_valid = bindings::ATTR_MODE
+        | bindings::ATTR_MTIME
+        | bindings::ATTR_MTIME_SET
+        | bindings::ATTR_CTIME;
     attr.ia_mode = (mode & 0o7777 | (bindings::S_IFREG)) as bindings::umode_t;
     attr.ia_mtime = bindings::timespec64 {
         tv_sec: mtime_ns.div_euclid(1_000_000_000),
@@ -409,7 +466,14 @@ fn set_attrs(file: &OpenFile, mode: u32, mtime_ns: i64) -> Result {
     // SAFETY: `notify_change` wants the inode locked; the dentry is pinned.
     unsafe { bindings::inode_lock(inode) };
     // SAFETY: as above; no delegated inode is asked for.
-    let ret = unsafe { bindings::notify_change(bindings::mnt_idmap(file.mnt()), dentry, &mut attr, core::ptr::null_mut()) };
+    let ret = unsafe {
+        bindings::notify_change(
+            bindings::mnt_idmap(file.mnt()),
+            dentry,
+            &mut attr,
+            core::ptr::null_mut(),
+        )
+    };
     // SAFETY: locked just above.
     unsafe { bindings::inode_unlock(inode) };
     to_result(ret)
@@ -429,7 +493,14 @@ pub(crate) fn chmod(root: &DirPath, rel: &[u8], mode: u32) -> Result {
     // SAFETY: `notify_change` wants the inode locked.
     unsafe { bindings::inode_lock(inode) };
     // SAFETY: as above.
-    let ret = unsafe { bindings::notify_change(held.idmap(), held.0.dentry, &mut attr, core::ptr::null_mut()) };
+    let ret = unsafe {
+        bindings::notify_change(
+            held.idmap(),
+            held.0.dentry,
+            &mut attr,
+            core::ptr::null_mut(),
+        )
+    };
     // SAFETY: locked just above.
     unsafe { bindings::inode_unlock(inode) };
     to_result(ret)
@@ -461,7 +532,8 @@ pub(crate) fn copy_file(
             return Err(EINTR);
         }
         // SAFETY: both files are open, for reading and for writing.
-        let n = unsafe { bindings::vfs_copy_file_range(from.0, pos, to.0, pos, COPY_CHUNK, splice) };
+        let n =
+            unsafe { bindings::vfs_copy_file_range(from.0, pos, to.0, pos, COPY_CHUNK, splice) };
         if n < 0 {
             let err = Error::from_errno(n as c_int);
             // Across file systems, or where no offload exists: splice.
@@ -490,7 +562,12 @@ pub(crate) fn symlink(root: &DirPath, rel: &[u8], target: &[u8]) -> Result {
     // SAFETY: parent locked, child looked up under it; `target` is
     // NUL-terminated.
     to_result(unsafe {
-        bindings::vfs_symlink(parent.idmap(), locked.dir_inode(), child.0, target.as_ptr().cast::<c_char>())
+        bindings::vfs_symlink(
+            parent.idmap(),
+            locked.dir_inode(),
+            child.0,
+            target.as_ptr().cast::<c_char>(),
+        )
     })
 }
 
@@ -500,7 +577,8 @@ pub(crate) fn read_link(held: &Held) -> Result<KVec<u8>> {
     let mut done: bindings::delayed_call = unsafe { core::mem::zeroed() };
     // SAFETY: the dentry is referenced; the result lives until
     // `do_delayed_call`.
-    let target = from_err_ptr(unsafe { bindings::vfs_get_link(held.0.dentry, &mut done) }.cast_mut())?;
+    let target =
+        from_err_ptr(unsafe { bindings::vfs_get_link(held.0.dentry, &mut done) }.cast_mut())?;
     // SAFETY: a link body is a NUL-terminated string.
     let text = unsafe { kernel::str::CStr::from_char_ptr(target) };
     let mut out = KVec::new();
