@@ -28,7 +28,7 @@ kernel_log_clean() {
 }
 
 for bin in "$@"; do
-	for t in $("$bin" --list --format terse 2>/dev/null | sed -n 's/: test$//p'); do
+	for t in $("$bin" --list --format terse 2>/dev/null | sed -n 's/: test$//p' | grep -- "${RTS_TEST_FILTER:-}"); do
 		start=$(date +%s.%N)
 		out=$(timeout 300 "$bin" --exact "$t" --test-threads=1 --nocapture 2>&1)
 		rc=$?
@@ -38,11 +38,13 @@ for bin in "$@"; do
 			printf 'PASS %-70s %6.2fs\n' "$(basename "${bin%-*}")::$t" "$secs"
 			grep -o 'METRIC.*' <<<"$out" || true
 		else
+			echo "---- kernel log of the test ----"
+			dmesg | tail -n +"$((log_lines + 1))" | tail -30
 			kernel_log_clean >/dev/null
 			failed=$((failed + 1))
 			failures+=("$t")
 			printf 'FAIL %-70s %6.2fs\n' "$(basename "${bin%-*}")::$t" "$secs"
-			echo "$out" | tail -40
+			echo "$out" | tail -${RTS_TAIL:-40}
 		fi
 	done
 done

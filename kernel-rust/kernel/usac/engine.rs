@@ -4,7 +4,7 @@
 //! one kernel thread per call drains them, compares both sides and acts.
 
 use crate::creds::Credentials;
-use crate::notify::{EventSink, Group};
+use crate::notify::{Change, EventSink, Group, Moved};
 use crate::path::DirPath;
 use crate::plan::{self, Action, Entry, Kind, Reason, Side};
 use crate::thread::{self, Thread};
@@ -15,7 +15,7 @@ use kernel::alloc::{
     KBox, KVec,
 };
 use kernel::bindings;
-use kernel::error::code::{EISDIR, ENOENT};
+use kernel::error::code::{EAGAIN, EISDIR, ENOENT};
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
 use kernel::sync::{Arc, SpinLock};
@@ -30,9 +30,26 @@ struct Dirty {
     why: Reason,
 }
 
+/// Rounds of retries after races, without new events, before giving up
+/// until the next change.
+const MAX_RETRY_ROUNDS: u32 = 3;
+
+/// Renames kept for pairing before the engine lets them fall back to a
+/// delete plus a copy.
+const MAX_MOVES: usize = 1024;
+
+/// A rename seen on one side: mirrored as a rename when both halves came.
+struct Move {
+    side: Side,
+    cookie: u32,
+    from: KVec<u8>,
+    to: Option<KVec<u8>>,
+}
+
 /// What the handler leaves for the thread.
 struct Pending {
     dirty: KVec<Dirty>,
+    moves: KVec<Move>,
     /// Events were lost: reconcile the whole tree.
     rescan_all: bool,
     /// A root went away: the call ends with `ENOENT`.
@@ -70,7 +87,12 @@ impl Engine {
                 thread: AtomicPtr::new(core::ptr::null_mut()),
                 temp_seq: AtomicU64::new(0),
                 pending <- kernel::new_spinlock!(
-                    Pending { dirty: KVec::new(), rescan_all: true, root_gone: false },
+                    Pending {
+                        dirty: KVec::new(),
+                        moves: KVec::new(),
+                        rescan_all: true,
+                        root_gone: false,
+                    },
                     "usac_pending"
                 ),
             }),
@@ -81,7 +103,6 @@ impl Engine {
     /// Tells the handler which task to wake.
     pub(crate) fn set_thread(&self, task: *mut bindings::task_struct) {
         self.thread.store(task, Ordering::Release);
-        self.wake_thread();
     }
 
     /// True once a root was deleted, moved or unmounted.
@@ -116,6 +137,11 @@ impl Engine {
     fn run(&self) {
         let _as_caller = self.creds.assume();
         let mut limiter = RateLimit::new();
+        // Directories to reconcile once the queue is empty, because work in
+        // them raced with the user's own changes; and how many such rounds
+        // ran since the last event, to give up on a race that never ends.
+        let mut later: KVec<KVec<u8>> = KVec::new();
+        let mut rounds = 0;
         loop {
             // SAFETY: sets our own state before checking for work, so a
             // wake-up in between is not lost.
@@ -123,44 +149,89 @@ impl Engine {
             if thread::should_stop() {
                 break;
             }
-            let (batch, rescan_all) = self.take_pending();
-            if batch.is_empty() && !rescan_all {
-                // SAFETY: process context, no locks held.
-                unsafe { bindings::schedule() };
-                continue;
+            let (mut batch, moves, rescan_all) = self.take_pending();
+            if batch.is_empty() && moves.is_empty() && !rescan_all {
+                if later.is_empty() || rounds >= MAX_RETRY_ROUNDS {
+                    later = KVec::new();
+                    // SAFETY: process context, no locks held.
+                    unsafe { bindings::schedule() };
+                    continue;
+                }
+                rounds += 1;
+                // SAFETY: our own state; allocations below may sleep.
+                unsafe { bindings::set_current_state_running() };
+                for path in core::mem::take(&mut later).into_iter() {
+                    let why = Reason {
+                        rescan: true,
+                        ..Reason::default()
+                    };
+                    if batch.push(Dirty { path, why }, GFP_KERNEL).is_err() {
+                        self.pending.lock().rescan_all = true;
+                    }
+                }
+            } else {
+                rounds = 0;
             }
             // SAFETY: our own state.
             unsafe { bindings::set_current_state_running() };
-            self.process(batch, rescan_all, &mut limiter);
+            self.process(batch, moves, rescan_all, &mut limiter, &mut later);
         }
         // SAFETY: our own state.
         unsafe { bindings::set_current_state_running() };
     }
 
-    fn take_pending(&self) -> (KVec<Dirty>, bool) {
+    fn take_pending(&self) -> (KVec<Dirty>, KVec<Move>, bool) {
         let mut pending = self.pending.lock();
         let batch = core::mem::take(&mut pending.dirty);
+        let moves = core::mem::take(&mut pending.moves);
         let rescan_all = core::mem::replace(&mut pending.rescan_all, false);
-        (batch, rescan_all)
+        (batch, moves, rescan_all)
     }
 
-    fn process(&self, mut batch: KVec<Dirty>, rescan_all: bool, limiter: &mut Option<RateLimit>) {
+    fn process(
+        &self,
+        mut batch: KVec<Dirty>,
+        moves: KVec<Move>,
+        rescan_all: bool,
+        limiter: &mut Option<RateLimit>,
+        later: &mut KVec<KVec<u8>>,
+    ) {
         let mut work: KVec<Dirty> = KVec::new();
-        if rescan_all {
-            let root = Dirty {
-                path: KVec::new(),
-                why: Reason {
-                    rescan: true,
-                    ..Reason::default()
-                },
-            };
-            if work.push(root, GFP_KERNEL).is_err() {
-                self.pending.lock().rescan_all = true;
+        if rescan_all && push_scan(&mut work, b"").is_err() {
+            self.pending.lock().rescan_all = true;
+        }
+        // Renames first, so the names they touch then look in sync and a
+        // moved tree is not copied again.
+        for mv in moves.iter() {
+            if let Some(to) = &mv.to {
+                match self.mirror_move(mv.side, &mv.from, to) {
+                    Ok(true) => {
+                        // Marks below a moved directory carry the old path.
+                        if push_scan(&mut work, to).is_err() {
+                            self.pending.lock().rescan_all = true;
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(err) => limiter.report(to, err),
+                }
             }
         }
         let mut handle = |path: &[u8], why: Reason, work: &mut KVec<Dirty>| {
-            if let Err(err) = self.sync_name(path, why, work) {
-                limiter.report(path, err);
+            match self.sync_name(path, why, work) {
+                Ok(()) => {}
+                // Raced with the user (a parent vanished or appeared, a
+                // directory filled up): reconcile the parent directory, which
+                // never deletes, instead of leaving the two sides apart.
+                Err(err) if raced(err) => {
+                    let parent = vfs::split(path).0;
+                    let again = clone_bytes(parent).and_then(|p| Ok(later.push(p, GFP_KERNEL)?));
+                    if (!why.rescan && push_scan(work, parent).is_err()) || again.is_err() {
+                        self.pending.lock().rescan_all = true;
+                    }
+                }
+                // Interrupted by the teardown: nothing to report.
+                Err(_) if thread::should_stop() => {}
+                Err(err) => limiter.report(path, err),
             }
         };
         self.drain(&mut work, &mut handle);
@@ -210,9 +281,10 @@ impl Engine {
         let a = self.stat(Side::A, rel)?;
         let b = self.stat(Side::B, rel)?;
         // A file still open for writing is reported again on its close:
-        // copying it now would copy a half-written file.
+        // copying it now would copy a half-written file. A close itself is
+        // reported before the writer's count drops, so it always goes.
         let busy = |s: &Option<(Held, Entry)>| matches!(s, Some((held, e)) if e.kind == Kind::File && held.open_for_write());
-        if busy(&a) || busy(&b) {
+        if !why.closed && (busy(&a) || busy(&b)) {
             return Ok(());
         }
         let (ea, eb) = (a.as_ref().map(|s| s.1), b.as_ref().map(|s| s.1));
@@ -223,7 +295,12 @@ impl Engine {
             Action::Skip => Err(kernel::error::code::EPERM),
             Action::Copy { from } => {
                 let src = entry(from).ok_or(ENOENT)?;
-                self.copy(from, rel, &src, entry(from.other()))
+                match self.copy(from, rel, &src, entry(from.other())) {
+                    // The destination changed under us: look again with both
+                    // changes known, which makes it a conflict, not a loss.
+                    Err(e) if e == EAGAIN => self.requeue(rel, why),
+                    other => other,
+                }
             }
             Action::MakeDir { on } => {
                 let src = entry(on.other()).ok_or(ENOENT)?;
@@ -247,6 +324,25 @@ impl Engine {
                 self.keep_both(winner, rel, &won, &lost)
             }
         }
+    }
+
+    /// Mirrors the rename `from` -> `to` seen on `side` as a rename on the
+    /// other side, when that side still holds what was renamed and nothing
+    /// under the new name. Returns whether it did; if not, the two names are
+    /// reconciled one by one as a delete and a create.
+    fn mirror_move(&self, side: Side, from: &[u8], to: &[u8]) -> Result<bool> {
+        let other = side.other();
+        let Some((_, moved)) = self.stat(side, to)? else {
+            return Ok(false);
+        };
+        let Some((_, there)) = self.stat(other, from)? else {
+            return Ok(false);
+        };
+        if self.stat(other, to)?.is_some() || !moved.in_sync_with(&there) {
+            return Ok(false);
+        }
+        vfs::rename(self.root(other), from, to)?;
+        Ok(moved.kind == Kind::Dir)
     }
 
     /// Copies the file or symlink `rel` from `from` to the other side under a
@@ -274,6 +370,11 @@ impl Engine {
             Kind::Dir | Kind::Special => Err(EISDIR),
         };
         let placed = written.and_then(|()| {
+            // The user changed the destination meanwhile: keep their version;
+            // its own event brings the name back for another look.
+            if self.stat(to, rel)?.map(|s| s.1) != dst_now {
+                return Err(EAGAIN);
+            }
             if matches!(
                 dst_now,
                 Some(Entry {
@@ -298,14 +399,46 @@ impl Engine {
     fn keep_both(&self, winner: Side, rel: &[u8], won: &Entry, lost: &Entry) -> Result {
         let loser = winner.other();
         let (dir, name) = vfs::split(rel);
-        let suffix = plan::conflict_suffix(lost.mtime_ns.div_euclid(1_000_000_000));
-        let mut aside = KVec::with_capacity(name.len() + suffix.len(), GFP_KERNEL)?;
-        aside.extend_from_slice(name, GFP_KERNEL)?;
-        aside.extend_from_slice(&suffix, GFP_KERNEL)?;
+        let aside = self.free_conflict_name(dir, name, lost)?;
         vfs::rename_in(self.root(loser), dir, name, &aside)?;
         self.copy(winner, rel, won, None)?;
         let aside_rel = vfs::join(dir, &aside)?;
         self.copy(loser, &aside_rel, lost, None)
+    }
+
+    /// `NAME.sync-conflict-YYYYMMDD-HHMMSS`, with `-N` added when an
+    /// earlier conflict in the same second took that name on either side.
+    fn free_conflict_name(&self, dir: &[u8], name: &[u8], lost: &Entry) -> Result<KVec<u8>> {
+        let suffix = plan::conflict_suffix(lost.mtime_ns.div_euclid(1_000_000_000));
+        for n in 0..100u8 {
+            let mut aside = KVec::with_capacity(name.len() + suffix.len() + 3, GFP_KERNEL)?;
+            aside.extend_from_slice(name, GFP_KERNEL)?;
+            aside.extend_from_slice(&suffix, GFP_KERNEL)?;
+            if n > 0 {
+                aside.push(b'-', GFP_KERNEL)?;
+                if n >= 10 {
+                    aside.push(b'0' + n / 10, GFP_KERNEL)?;
+                }
+                aside.push(b'0' + n % 10, GFP_KERNEL)?;
+            }
+            let rel = vfs::join(dir, &aside)?;
+            if self.stat(Side::A, &rel)?.is_none() && self.stat(Side::B, &rel)?.is_none() {
+                return Ok(aside);
+            }
+        }
+        Err(kernel::error::code::EEXIST)
+    }
+
+    /// Puts `rel` back in the queue with the reasons it had.
+    fn requeue(&self, rel: &[u8], why: Reason) -> Result {
+        let path = clone_bytes(rel)?;
+        let mut pending = self.pending.lock();
+        // No sleeping allocation under the spinlock: if this one fails, a
+        // full rescan finds the name instead.
+        if pending.dirty.push(Dirty { path, why }, GFP_NOWAIT).is_err() {
+            pending.rescan_all = true;
+        }
+        Ok(())
     }
 
     /// Watches the directory `rel` on both sides, then queues every name in
@@ -391,14 +524,18 @@ impl Engine {
 }
 
 impl EventSink for Engine {
-    fn changed(&self, side: Side, dir: &[u8], name: &[u8]) {
-        if plan::is_temp_name(name) {
+    fn changed(&self, side: Side, dir: &[u8], name: &[u8], moved: Option<Moved>, how: Change) {
+        if plan::is_temp_name(name) || self.caused_by_sync_thread() {
             return;
+        }
+        if let Some(moved) = moved {
+            self.record_move(side, dir, name, moved);
         }
         let why = Reason {
             changed_a: side == Side::A,
             changed_b: side == Side::B,
-            rescan: false,
+            rescan: how.dir_appeared,
+            closed: how.closed,
         };
         // Never sleep here: the changing task may hold the directory lock.
         let path = join_nowait(dir, name);
@@ -427,14 +564,88 @@ impl EventSink for Engine {
 
     fn dir_gone(&self, _side: Side, dir: &[u8]) {
         // A subdirectory's removal or move is reported by its parent.
-        if !dir.is_empty() {
-            return;
+        if dir.is_empty() {
+            self.end_with_root_gone();
         }
+    }
+
+    fn root_may_be_gone(&self) {
+        if self.a.is_deleted() || self.b.is_deleted() {
+            self.end_with_root_gone();
+        }
+    }
+}
+
+impl Engine {
+    /// Watches both roots, so that a root moved away is noticed from the
+    /// start, and their parents, since no mark on a root reports its removal
+    /// while we hold it; fails with `ENOENT` if one is gone already.
+    pub(crate) fn watch_roots(&self) -> Result {
+        for (side, root) in [(Side::A, &self.a), (Side::B, &self.b)] {
+            // SAFETY: the engine is the sink and outlives the group (the call
+            // destroys the group before it drops the engine); the root's
+            // inode is pinned by the engine's reference on it.
+            unsafe { self.group.watch(self, root.inode().cast_mut(), side, &[])? };
+            // SAFETY: as just above; the parent is pinned by `with_parent`.
+            let watched =
+                root.with_parent(|inode| unsafe { self.group.watch_parent_of_root(self, inode) });
+            watched.transpose()?;
+        }
+        if self.a.is_deleted() || self.b.is_deleted() {
+            return Err(ENOENT);
+        }
+        Ok(())
+    }
+
+    fn end_with_root_gone(&self) {
         self.pending.lock().root_gone = true;
         let caller = self.caller.load(Ordering::Acquire);
         // SAFETY: the caller waits in the call until the group is destroyed,
         // so its task is valid here.
         unsafe { bindings::wake_up_process(caller) };
+    }
+
+    /// True when the running task is our sync thread: the handler runs in
+    /// the task that made the change, so this is exactly our own echo. A
+    /// user's write racing ours runs in the user's task and is still seen.
+    fn caused_by_sync_thread(&self) -> bool {
+        // SAFETY: `get_current` is always valid in process context.
+        let current = unsafe { bindings::get_current() };
+        current == self.thread.load(Ordering::Acquire)
+    }
+
+    /// Pairs the two halves of a rename by their cookie. Runs in the
+    /// handler: no sleeping; a half that cannot be kept is simply reconciled
+    /// as a delete or a create.
+    fn record_move(&self, side: Side, dir: &[u8], name: &[u8], moved: Moved) {
+        let Some(path) = join_nowait(dir, name) else {
+            return;
+        };
+        let mut pending = self.pending.lock();
+        match moved {
+            Moved::From(cookie) => {
+                if pending.moves.len() < MAX_MOVES {
+                    let mv = Move {
+                        side,
+                        cookie,
+                        from: path,
+                        to: None,
+                    };
+                    let _ = pending.moves.push(mv, GFP_NOWAIT);
+                }
+            }
+            Moved::To(cookie) => {
+                let half = pending
+                    .moves
+                    .as_mut_slice()
+                    .iter_mut()
+                    .rev()
+                    .find(|m| m.side == side && m.cookie == cookie && m.to.is_none());
+                if let Some(mv) = half {
+                    mv.to = Some(path);
+                }
+            }
+        }
     }
 }
 
@@ -448,6 +659,19 @@ pub(crate) unsafe extern "C" fn sync_thread(data: *mut c_void) -> c_int {
     let engine = unsafe { &*data.cast::<Engine>() };
     engine.run();
     0
+}
+
+/// Errors that come from racing with the user's own changes.
+fn raced(err: Error) -> bool {
+    let errno = -err.to_errno() as u32;
+    [
+        bindings::ENOENT,
+        bindings::ENOTEMPTY,
+        bindings::EEXIST,
+        bindings::ENOTDIR,
+        bindings::EISDIR,
+    ]
+    .contains(&errno)
 }
 
 fn push_scan(work: &mut KVec<Dirty>, rel: &[u8]) -> Result {

@@ -23,18 +23,44 @@ const WATCH_MASK: u32 = bindings::FS_CREATE
     | bindings::FS_MOVE_SELF
     | bindings::FS_EVENT_ON_CHILD;
 
+/// Events on the parent of a root that may mean the root was removed.
+const PARENT_MASK: u32 = bindings::FS_DELETE;
+
 /// The events that say a watched directory itself went away.
 const GONE_MASK: u32 = bindings::FS_DELETE_SELF | bindings::FS_MOVE_SELF | bindings::FS_UNMOUNT;
+
+/// One half of a rename inside the watched trees.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Moved {
+    /// The name was renamed away (`FS_MOVED_FROM`).
+    From(u32),
+    /// The name was renamed here (`FS_MOVED_TO`).
+    To(u32),
+}
+
+/// What an event says about the name beyond "it changed".
+#[derive(Clone, Copy)]
+pub(crate) struct Change {
+    /// A writer closed it (`FS_CLOSE_WRITE`).
+    pub(crate) closed: bool,
+    /// A directory appeared under the name (created or moved in): its
+    /// content must be scanned and watched, whatever the other side holds.
+    pub(crate) dir_appeared: bool,
+}
 
 /// Receives what the marks see. Called in the task that changed the file,
 /// possibly under the directory's `i_rwsem`: implementations must only
 /// record and wake, never sleep or do I/O.
 pub(crate) trait EventSink: Sync {
     /// `name` in the watched directory `dir` (relative to the root of
-    /// `side`) changed.
-    fn changed(&self, side: Side, dir: &[u8], name: &[u8]);
+    /// `side`) changed; `moved` tells the half of a rename it was, with the
+    /// cookie that pairs both halves; `how` what else the event says.
+    fn changed(&self, side: Side, dir: &[u8], name: &[u8], moved: Option<Moved>, how: Change);
     /// The watched directory `dir` itself was deleted, moved or unmounted.
     fn dir_gone(&self, side: Side, dir: &[u8]);
+    /// An entry of a root's parent was removed: the root may be gone (a
+    /// directory we hold a reference on reports no `FS_DELETE_SELF`).
+    fn root_may_be_gone(&self);
 }
 
 /// What a mark knows: embeds the C mark so a handler can find it.
@@ -50,6 +76,8 @@ struct Watch {
     sink: *const dyn EventSink,
     side: Side,
     dir: KVec<u8>,
+    /// On the parent of a root: only reports that a root may be deleted.
+    parent_of_root: bool,
 }
 
 /// An fsnotify group and its marks.
@@ -112,6 +140,36 @@ impl Group {
         side: Side,
         dir: &[u8],
     ) -> Result {
+        // SAFETY: the caller's promise is passed on.
+        unsafe { self.add(sink, inode, side, dir, false, WATCH_MASK) }
+    }
+
+    /// Watches the parent `inode` of a root for the removal of entries.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Group::watch`].
+    pub(crate) unsafe fn watch_parent_of_root(
+        &self,
+        sink: &dyn EventSink,
+        inode: *mut bindings::inode,
+    ) -> Result {
+        // SAFETY: the caller's promise is passed on.
+        unsafe { self.add(sink, inode, Side::A, &[], true, PARENT_MASK) }
+    }
+
+    /// # Safety
+    ///
+    /// As for [`Group::watch`].
+    unsafe fn add(
+        &self,
+        sink: &dyn EventSink,
+        inode: *mut bindings::inode,
+        side: Side,
+        dir: &[u8],
+        parent_of_root: bool,
+        mask: u32,
+    ) -> Result {
         let group = self.group.load(Ordering::Acquire);
         if group.is_null() {
             return Err(kernel::error::code::EINVAL);
@@ -131,7 +189,10 @@ impl Group {
             let watch = existing.cast::<Watch>();
             // SAFETY: every mark of our group is the head of a live `Watch`
             // (type invariant of `Watch`), and we hold a reference on it.
-            let same = unsafe { (*watch).side == side && (*watch).dir.as_slice() == dir };
+            let same = unsafe {
+                (*watch).parent_of_root == parent_of_root
+                    && (parent_of_root || ((*watch).side == side && (*watch).dir.as_slice() == dir))
+            };
             if !same {
                 // SAFETY: `existing` is a mark of this group, referenced.
                 unsafe { bindings::fsnotify_destroy_mark(existing, group) };
@@ -152,6 +213,7 @@ impl Group {
                 sink,
                 side,
                 dir: path,
+                parent_of_root,
             },
             GFP_KERNEL,
         )?;
@@ -164,7 +226,7 @@ impl Group {
         // `fsnotify_put_mark` calls `free_mark`, which frees the `KBox`.
         unsafe {
             bindings::fsnotify_init_mark(mark, group);
-            (*mark).mask = WATCH_MASK;
+            (*mark).mask = mask;
         }
         // SAFETY: `inode` is pinned by the caller's dentry reference.
         let ret = unsafe {
@@ -203,13 +265,19 @@ unsafe extern "C" fn handle_inode_event(
     _inode: *mut bindings::inode,
     _dir: *mut bindings::inode,
     file_name: *const bindings::qstr,
-    _cookie: u32,
+    cookie: u32,
 ) -> c_int {
     let watch = mark.cast::<Watch>();
     // SAFETY: fsnotify holds the mark alive (SRCU) during the call, and every
     // mark of our group is the head of a `Watch` (type invariant); its sink
     // outlives the group.
     let (watch, sink) = unsafe { (&*watch, &*(*watch).sink) };
+    if watch.parent_of_root {
+        if mask & PARENT_MASK != 0 {
+            sink.root_may_be_gone();
+        }
+        return 0;
+    }
     if mask & GONE_MASK != 0 {
         sink.dir_gone(watch.side, &watch.dir);
         return 0;
@@ -220,7 +288,19 @@ unsafe extern "C" fn handle_inode_event(
     // SAFETY: event names are dentry names: valid and NUL-terminated for the
     // duration of the call.
     let name = unsafe { CStr::from_char_ptr((*file_name).name.cast()) };
-    sink.changed(watch.side, &watch.dir, name.as_bytes());
+    let moved = if mask & bindings::FS_MOVED_FROM != 0 {
+        Some(Moved::From(cookie))
+    } else if mask & bindings::FS_MOVED_TO != 0 {
+        Some(Moved::To(cookie))
+    } else {
+        None
+    };
+    let how = Change {
+        closed: mask & bindings::FS_CLOSE_WRITE != 0,
+        dir_appeared: mask & bindings::FS_ISDIR != 0
+            && mask & (bindings::FS_CREATE | bindings::FS_MOVED_TO) != 0,
+    };
+    sink.changed(watch.side, &watch.dir, name.as_bytes(), moved, how);
     0
 }
 

@@ -65,6 +65,30 @@ impl DirPath {
         unsafe { (*self.0.dentry).d_inode }
     }
 
+    /// True once the directory was removed (`rmdir` marks it dead).
+    pub(crate) fn is_deleted(&self) -> bool {
+        // SAFETY: the inode is pinned by our dentry reference; `i_flags` is
+        // read without a lock, as `IS_DEADDIR` does.
+        unsafe { (*self.inode()).i_flags & bindings::S_DEAD != 0 }
+    }
+
+    /// Runs `f` with the inode of the parent directory, unless the directory
+    /// is the root of its mount (which cannot be removed).
+    pub(crate) fn with_parent<R>(&self, f: impl FnOnce(*mut bindings::inode) -> R) -> Option<R> {
+        // SAFETY: our dentry is referenced; `dget_parent` returns its parent
+        // with a reference of its own.
+        let parent = unsafe { bindings::dget_parent(self.0.dentry) };
+        let result = if parent == self.0.dentry {
+            None
+        } else {
+            // SAFETY: the parent is referenced and a positive directory.
+            Some(f(unsafe { (*parent).d_inode }))
+        };
+        // SAFETY: drops the reference `dget_parent` took.
+        unsafe { bindings::dput(parent) };
+        result
+    }
+
     /// Checks that the caller may use the directory as `access` says.
     pub(crate) fn check_access(&self, access: Access) -> Result {
         // SAFETY: `self.0` is a valid, referenced path by the type invariant.

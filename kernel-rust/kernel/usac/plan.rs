@@ -70,6 +70,9 @@ pub struct Reason {
     /// A scan (start, new directory, lost events) named it: nothing may be
     /// deleted for it, and directories are descended into.
     pub rescan: bool,
+    /// A writer closed it: copy it even if the closing writer still counts
+    /// as open (fsnotify reports the close before the count drops).
+    pub closed: bool,
 }
 
 impl Reason {
@@ -79,6 +82,7 @@ impl Reason {
             changed_a: self.changed_a || other.changed_a,
             changed_b: self.changed_b || other.changed_b,
             rescan: self.rescan || other.rescan,
+            closed: self.closed || other.closed,
         }
     }
 
@@ -180,6 +184,11 @@ fn both_sides(x: Entry, y: Entry, why: Reason) -> Action {
         };
     }
     if x.in_sync_with(&y) {
+        // Size and mtime cannot tell two writes within one timestamp tick
+        // apart: a close after writing on one side is always copied.
+        if let (true, Some(from)) = (why.closed && x.kind == Kind::File, why.only_changed()) {
+            return Action::Copy { from };
+        }
         if x.mode == y.mode {
             return Action::Nothing;
         }

@@ -18,7 +18,8 @@ pub(crate) struct Thread {
 }
 
 impl Thread {
-    /// Starts `run(data)` in a new kernel thread called `name`.
+    /// Creates a kernel thread called `name` that will run `run(data)`
+    /// once [`Thread::start`] is called.
     ///
     /// # Safety
     ///
@@ -44,13 +45,18 @@ impl Thread {
         // SAFETY: `task` was just created and not yet woken, so it is alive;
         // the extra reference keeps it valid until `kthread_stop` returned.
         unsafe { bindings::get_task_struct(task) };
-        // SAFETY: a freshly created kthread waits for this first wake-up.
-        unsafe { bindings::wake_up_process(task) };
         // INVARIANT: referenced above; data validity is the caller's promise.
         Ok(Self {
             task,
             stopped: false,
         })
+    }
+
+    /// Lets the created thread run.
+    pub(crate) fn start(&self) {
+        // SAFETY: the task is referenced; a freshly created kthread waits
+        // for this first wake-up, and later wake-ups are harmless.
+        unsafe { bindings::wake_up_process(self.task) };
     }
 
     /// The task, to wake it from event handlers.

@@ -51,11 +51,14 @@ fn real_time_sync(dir_a: &CStr, dir_b: &CStr) -> Result {
     let creds = Credentials::of_caller();
     let _registration = Registration::new(&a, &b, creds.uid())?;
     let engine = Engine::new(a, b, creds)?;
+    engine.watch_roots()?;
     // SAFETY: the thread only borrows the engine, which lives until after
     // `thread.stop()` below; `sync_thread` returns once asked to stop.
     let thread =
         unsafe { Thread::spawn(kernel::c_str!("usac-sync"), engine::sync_thread, &*engine)? };
+    // Known before it runs, so the handler can tell its echo from the start.
     engine.set_thread(thread.task());
+    thread.start();
     let woken = wait::until_signal_or(|| engine.root_gone());
     // Teardown order: the thread first (it uses the marks), then the marks
     // (their handler wakes the thread, whose task we still hold), then the

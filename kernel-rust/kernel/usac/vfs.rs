@@ -447,6 +447,83 @@ pub(crate) fn rename_in(root: &DirPath, dir: &[u8], from: &[u8], to: &[u8]) -> R
     to_result(unsafe { bindings::vfs_rename(&mut rd) })
 }
 
+/// Looks `name` up in `dir`, which the caller has locked.
+fn lookup_locked(dir: &Held, name: &[u8]) -> Result<Child> {
+    if name.is_empty() || name.len() > bindings::NAME_MAX as usize || name.contains(&b'/') {
+        return Err(EINVAL);
+    }
+    // SAFETY: the caller holds the parent's lock as `lookup_one_len`
+    // requires; `name` has `len` valid bytes.
+    let dentry = from_err_ptr(unsafe {
+        bindings::lookup_one_len(
+            name.as_ptr().cast::<c_char>(),
+            dir.0.dentry,
+            name.len() as c_int,
+        )
+    })?;
+    Ok(Child(dentry))
+}
+
+/// Both parents of a rename, locked in the VFS's order by `lock_rename`.
+struct RenameLock<'a> {
+    to: &'a Held,
+    from: &'a Held,
+    trap: *mut bindings::dentry,
+}
+
+impl<'a> RenameLock<'a> {
+    fn lock(to: &'a Held, from: &'a Held) -> Result<Self> {
+        // SAFETY: both dentries are referenced; `lock_rename` takes the
+        // rename mutex when they differ and both parent locks.
+        let trap = from_err_ptr(unsafe { bindings::lock_rename(to.0.dentry, from.0.dentry) })?;
+        Ok(Self { to, from, trap })
+    }
+}
+
+impl Drop for RenameLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: locked by `lock_rename` with the same arguments.
+        unsafe { bindings::unlock_rename(self.to.0.dentry, self.from.0.dentry) };
+    }
+}
+
+/// Renames `from` to `to` (any directories below `root`), never replacing
+/// an existing `to`.
+pub(crate) fn rename(root: &DirPath, from: &[u8], to: &[u8]) -> Result {
+    let (from_dir, from_name) = parent_of(root, from)?;
+    let (to_dir, to_name) = parent_of(root, to)?;
+    if from_dir.0.mnt != to_dir.0.mnt {
+        return Err(EXDEV);
+    }
+    let _write = MountWrite::get(to_dir.0.mnt)?;
+    let locked = RenameLock::lock(&to_dir, &from_dir)?;
+    let old = lookup_locked(locked.from, from_name)?;
+    let new = lookup_locked(locked.to, to_name)?;
+    if old.is_negative() {
+        return Err(ENOENT);
+    }
+    // Moving a directory below itself, or over an ancestor.
+    if old.0 == locked.trap {
+        return Err(EINVAL);
+    }
+    if new.0 == locked.trap {
+        return Err(Error::from_errno(-(bindings::ENOTEMPTY as c_int)));
+    }
+    let mut rd = bindings::renamedata {
+        old_mnt_idmap: from_dir.idmap(),
+        old_dir: from_dir.inode(),
+        old_dentry: old.0,
+        new_mnt_idmap: to_dir.idmap(),
+        new_dir: to_dir.inode(),
+        new_dentry: new.0,
+        delegated_inode: core::ptr::null_mut(),
+        flags: bindings::RENAME_NOREPLACE,
+    };
+    // SAFETY: both parents are locked by `lock_rename`, both children were
+    // looked up under those locks and checked against the trap.
+    to_result(unsafe { bindings::vfs_rename(&mut rd) })
+}
+
 /// Sets mode and mtime of an open file's inode.
 fn set_attrs(file: &OpenFile, mode: u32, mtime_ns: i64) -> Result {
     let dentry = file.dentry();

@@ -255,15 +255,19 @@ pub fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).expect("read_dir") {
-            let path = entry.expect("entry").path();
+        // Entries may come and go while the sync works: a racing entry is
+        // skipped here and caught by the caller's next look.
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
             let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            let meta = fs::symlink_metadata(&path).expect("stat");
+            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
             if meta.is_dir() {
                 out.push((rel, b"<dir>".to_vec()));
                 stack.push(path);
             } else if meta.file_type().is_symlink() {
-                out.push((rel, fs::read_link(&path).unwrap().as_os_str().as_bytes().to_vec()));
+                let target = fs::read_link(&path).map(|t| t.as_os_str().as_bytes().to_vec()).unwrap_or_default();
+                out.push((rel, target));
             } else {
                 out.push((rel, fs::read(&path).unwrap_or_default()));
             }
@@ -276,13 +280,31 @@ pub fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 /// Waits until both trees are equal; panics with the difference if not.
 pub fn assert_mirrored(a: &Path, b: &Path) {
     let ok = eventually(ARRIVAL, || tree(a) == tree(b));
-    if !ok {
-        let (ta, tb) = (tree(a), tree(b));
-        let names = |t: &Vec<(PathBuf, Vec<u8>)>| t.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
-        panic!("trees differ:\nA: {:?}\nB: {:?}", names(&ta), names(&tb));
-    }
+    assert!(ok, "trees differ:\n{}", tree_diff(a, b));
     assert_no_temp_names(a);
     assert_no_temp_names(b);
+}
+
+/// What differs between two trees, one line per entry, for failure messages.
+pub fn tree_diff(a: &Path, b: &Path) -> String {
+    let (ta, tb) = (tree(a), tree(b));
+    let show = |c: &Vec<u8>| String::from_utf8_lossy(&c[..c.len().min(40)]).into_owned();
+    let mut out = String::new();
+    for (path, content) in &ta {
+        match tb.iter().find(|e| &e.0 == path) {
+            None => out += &format!("only in A: {path:?} {:?}\n", show(content)),
+            Some(other) if &other.1 != content => {
+                out += &format!("differs:   {path:?} A {:?} B {:?}\n", show(content), show(&other.1))
+            }
+            _ => {}
+        }
+    }
+    for (path, content) in &tb {
+        if !ta.iter().any(|e| &e.0 == path) {
+            out += &format!("only in B: {path:?} {:?}\n", show(content));
+        }
+    }
+    out
 }
 
 /// The sync's temporary names never stay behind.

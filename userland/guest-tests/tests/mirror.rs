@@ -108,6 +108,10 @@ fn a_file_rewritten_1000_times_ends_identical() {
     }
     assert!(arrives(&b.join("hot"), b"version 999"));
     assert_mirrored(&a, &b);
+    // One writer: our own copies coming back must never look like a
+    // change on B, so no conflict copy may appear.
+    let names: Vec<_> = fs::read_dir(&b).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("hot")], "spurious entries");
     sync.stop();
 }
 

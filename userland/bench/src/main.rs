@@ -1,0 +1,466 @@
+//! `rts-bench`: runs the same workloads against real_time_sync(2) and the
+//! user-space syncers people use, in one guest session, and writes raw
+//! results for `scripts/bench-report` (tab-separated, one file per kind).
+//!
+//! Usage: rts-bench --out DIR --cli PATH --lean PATH [--quick]
+
+use inotify::{Inotify, WatchMask};
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::{self, sleep};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Tool {
+    Ours,
+    Lean,
+    InotifyCp,
+    Lsyncd,
+    Unison,
+}
+
+const TOOLS: [Tool; 5] = [Tool::Ours, Tool::Lean, Tool::InotifyCp, Tool::Lsyncd, Tool::Unison];
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Ours => "ours",
+            Tool::Lean => "lean",
+            Tool::InotifyCp => "inotify+cp",
+            Tool::Lsyncd => "lsyncd",
+            Tool::Unison => "unison",
+        }
+    }
+}
+
+struct Sizes {
+    latency_files: usize,
+    burst_files: usize,
+    large_bytes: usize,
+    scale_files: usize,
+    idle: Duration,
+}
+
+struct Config {
+    out: PathBuf,
+    cli: PathBuf,
+    lean: PathBuf,
+    work: PathBuf,
+    sizes: Sizes,
+}
+
+/// A running syncer: its processes are killed (as a group) on drop.
+struct Running {
+    child: Child,
+    _home: Option<PathBuf>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: signals our own child's process group, then our child.
+        unsafe {
+            libc::kill(-pid, libc::SIGINT);
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            sleep(Duration::from_millis(5));
+        }
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(cmd: &mut Command) -> Child {
+    use std::os::unix::process::CommandExt;
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
+    cmd.spawn().expect("spawn syncer")
+}
+
+fn start(cfg: &Config, tool: Tool, a: &Path, b: &Path) -> Running {
+    let (child, home) = match tool {
+        Tool::Ours => (spawn(Command::new(&cfg.cli).arg(a).arg(b)), None),
+        Tool::Lean => (spawn(Command::new(&cfg.lean).arg(a).arg(b)), None),
+        Tool::InotifyCp => {
+            let script = r#"inotifywait -m -q -e close_write,moved_to --format '%f' "$1" |
+                while IFS= read -r f; do cp "$1/$f" "$2/.cp-tmp" && mv "$2/.cp-tmp" "$2/$f"; done"#;
+            (spawn(Command::new("bash").args(["-c", script, "mirror"]).arg(a).arg(b)), None)
+        }
+        Tool::Lsyncd => {
+            let conf = a.with_extension("lsyncd.lua");
+            fs::write(
+                &conf,
+                format!(
+                    "settings {{ nodaemon = true }}\nsync {{ default.rsync, source = \"{}\", target = \"{}\", delay = 0 }}\n",
+                    a.display(),
+                    b.display()
+                ),
+            )
+            .unwrap();
+            (spawn(Command::new("lsyncd").arg(&conf)), None)
+        }
+        Tool::Unison => {
+            let home = a.with_extension("unison-home");
+            fs::create_dir_all(&home).unwrap();
+            let child = spawn(
+                Command::new("unison")
+                    .arg(a)
+                    .arg(b)
+                    .args(["-batch", "-auto", "-repeat", "1", "-silent", "-confirmbigdel=false"])
+                    .env("HOME", &home),
+            );
+            (child, Some(home))
+        }
+    };
+    Running { child, _home: home }
+}
+
+/// Waits until a probe file written in A shows up in B: the tool is ready.
+/// The probe is rewritten now and then, for tools that start watching late.
+fn ready(a: &Path, b: &Path, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut round = 0;
+    while Instant::now() < deadline {
+        let name = format!("probe-{round}");
+        fs::write(a.join(&name), b"probe").unwrap();
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until {
+            if fs::read(b.join(&name)).map(|c| c == b"probe").unwrap_or(false) {
+                return true;
+            }
+            sleep(Duration::from_millis(2));
+        }
+        round += 1;
+    }
+    false
+}
+
+fn fresh_pair(cfg: &Config, label: &str, tool: Tool) -> (PathBuf, PathBuf) {
+    let base = cfg.work.join(format!("{label}-{}", tool.name().replace('+', "-")));
+    let _ = fs::remove_dir_all(&base);
+    let (a, b) = (base.join("a"), base.join("b"));
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    (a, b)
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Writes `count` 4 KiB files in A with 10-50 ms gaps and returns, per
+/// file, the time from its `close()` to its complete arrival in B.
+fn latency_run(a: &Path, b: &Path, count: usize, limit: Duration) -> Vec<Option<Duration>> {
+    let content: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut inotify = Inotify::init().unwrap();
+    inotify
+        .watches()
+        .add(b, WatchMask::CLOSE_WRITE | WatchMask::MOVED_TO | WatchMask::CREATE | WatchMask::MODIFY)
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<(String, Instant)>();
+    let writer = {
+        let (a, content) = (a.to_path_buf(), content.clone());
+        thread::spawn(move || {
+            let mut rng = Rng(0x1234_5678);
+            for i in 0..count {
+                let name = format!("lat{i:04}");
+                let mut f = fs::File::create(a.join(&name)).unwrap();
+                f.write_all(&content).unwrap();
+                drop(f);
+                tx.send((name, Instant::now())).unwrap();
+                sleep(Duration::from_millis(10 + rng.below(41)));
+            }
+        })
+    };
+    let mut closed: HashMap<String, Instant> = HashMap::new();
+    let mut arrived: HashMap<String, Instant> = HashMap::new();
+    let deadline = Instant::now() + limit;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let fd = {
+        use std::os::fd::AsRawFd;
+        inotify.as_raw_fd()
+    };
+    while arrived.len() < count && Instant::now() < deadline {
+        while let Ok((name, at)) = rx.try_recv() {
+            closed.insert(name, at);
+        }
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 5) };
+        let names: Vec<String> = match inotify.read_events(&mut buffer) {
+            Ok(events) => events.filter_map(|e| e.name.map(|n| n.to_string_lossy().into_owned())).collect(),
+            Err(_) => Vec::new(),
+        };
+        let now = Instant::now();
+        for name in names {
+            if name.starts_with("lat") && !arrived.contains_key(&name) {
+                if fs::read(b.join(&name)).map(|c| c == content).unwrap_or(false) {
+                    arrived.insert(name, now);
+                }
+            }
+        }
+    }
+    writer.join().unwrap();
+    while let Ok((name, at)) = rx.try_recv() {
+        closed.insert(name, at);
+    }
+    (0..count)
+        .map(|i| {
+            let name = format!("lat{i:04}");
+            match (closed.get(&name), arrived.get(&name)) {
+                (Some(c), Some(a)) => Some(a.saturating_duration_since(*c)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// One plain copy of a 4 KiB file through a temporary name: the floor.
+fn floor_samples(dir: &Path, count: usize) -> Vec<Duration> {
+    fs::create_dir_all(dir).unwrap();
+    let content = vec![7u8; 4096];
+    fs::write(dir.join("src"), &content).unwrap();
+    (0..count)
+        .map(|_| {
+            let start = Instant::now();
+            fs::copy(dir.join("src"), dir.join(".tmp")).unwrap();
+            fs::rename(dir.join(".tmp"), dir.join("dst")).unwrap();
+            start.elapsed()
+        })
+        .collect()
+}
+
+fn count_complete(b: &Path, expect: usize) -> usize {
+    fs::read_dir(b)
+        .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("burst")).count())
+        .unwrap_or(0)
+        .min(expect)
+}
+
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        sleep(Duration::from_millis(2));
+    }
+    None
+}
+
+/// CPU time (ticks) and context switches of the tool's processes; for ours,
+/// of the sync kernel thread.
+fn cost(tool: Tool, root_pid: u32) -> (u64, u64) {
+    let mut ticks = 0;
+    let mut switches = 0;
+    for entry in fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some((comm, rest)) = stat.split_once(") ") else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (ppid, pgrp) = (fields.get(1).copied().unwrap_or(""), fields.get(2).copied().unwrap_or(""));
+        let mine = match tool {
+            Tool::Ours => comm.ends_with("(usac-sync"),
+            _ => pgrp == root_pid.to_string() || ppid == root_pid.to_string() || pid == root_pid,
+        };
+        if !mine {
+            continue;
+        }
+        ticks += fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        for line in status.lines() {
+            if line.starts_with("voluntary_ctxt_switches") || line.starts_with("nonvoluntary_ctxt_switches") {
+                switches += line.split_whitespace().last().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            }
+        }
+    }
+    (ticks, switches)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let quick = args.iter().any(|a| a == "--quick");
+    let sizes = if quick {
+        Sizes { latency_files: 10, burst_files: 100, large_bytes: 4 << 20, scale_files: 500, idle: Duration::from_secs(1) }
+    } else {
+        Sizes { latency_files: 200, burst_files: 10_000, large_bytes: 256 << 20, scale_files: 100_000, idle: Duration::from_secs(10) }
+    };
+    let cfg = Config {
+        out: arg("--out").expect("--out DIR"),
+        cli: arg("--cli").expect("--cli PATH"),
+        lean: arg("--lean").expect("--lean PATH"),
+        work: std::env::temp_dir().join("rts-bench"),
+        sizes,
+    };
+    fs::create_dir_all(&cfg.out).unwrap();
+    let mut results = fs::File::create(cfg.out.join("results.tsv")).unwrap();
+    let mut record = |tool: &str, metric: &str, value: String| {
+        writeln!(results, "{tool}\t{metric}\t{value}").unwrap();
+        println!("{tool:<11} {metric:<22} {value}");
+    };
+
+    let floor = floor_samples(&cfg.work.join("floor"), 200);
+    let mut sorted = floor.clone();
+    sorted.sort();
+    record("floor", "latency_p50_ms", ms(sorted[sorted.len() / 2]));
+    fs::write(cfg.out.join("latency-floor.tsv"), floor.iter().map(|d| ms(*d) + "\n").collect::<String>()).unwrap();
+
+    let ready_limit = Duration::from_secs(if quick { 60 } else { 180 });
+    for tool in TOOLS {
+        let name = tool.name();
+        // Latency.
+        let (a, b) = fresh_pair(&cfg, "latency", tool);
+        let running = start(&cfg, tool, &a, &b);
+        if !ready(&a, &b, ready_limit) {
+            record(name, "latency", "n/a (never ready)".into());
+            continue;
+        }
+        let samples = latency_run(&a, &b, cfg.sizes.latency_files, Duration::from_secs(if quick { 30 } else { 120 }));
+        let lost = samples.iter().filter(|s| s.is_none()).count();
+        let got: Vec<Duration> = samples.iter().flatten().copied().collect();
+        fs::write(cfg.out.join(format!("latency-{name}.tsv")), got.iter().map(|d| ms(*d) + "\n").collect::<String>())
+            .unwrap();
+        let mut sorted = got.clone();
+        sorted.sort();
+        if !sorted.is_empty() {
+            let q = |p: usize| sorted[(sorted.len() * p / 100).min(sorted.len() - 1)];
+            for (label, p) in [("p50", 50), ("p90", 90), ("p99", 99)] {
+                record(name, &format!("latency_{label}_ms"), ms(q(p)));
+            }
+            record(name, "latency_max_ms", ms(*sorted.last().unwrap()));
+        }
+        record(name, "latency_lost", lost.to_string());
+
+        // Idle cost, right after the latency run, with nothing changing.
+        sleep(Duration::from_millis(500));
+        let pid = running.child.id();
+        let before = cost(tool, pid);
+        sleep(cfg.sizes.idle);
+        let after = cost(tool, pid);
+        record(name, "idle_cpu_ticks", (after.0 - before.0.min(after.0)).to_string());
+        record(name, "idle_ctx_switches", (after.1 - before.1.min(after.1)).to_string());
+        drop(running);
+
+        // Burst.
+        let (a, b) = fresh_pair(&cfg, "burst", tool);
+        let running = start(&cfg, tool, &a, &b);
+        if ready(&a, &b, ready_limit) {
+            let n = cfg.sizes.burst_files;
+            let start_at = Instant::now();
+            for i in 0..n {
+                fs::write(a.join(format!("burst{i:05}")), format!("burst file {i}")).unwrap();
+            }
+            let limit = Duration::from_secs(if quick { 60 } else { 300 });
+            let done = wait_until(limit, || count_complete(&b, n) == n).map(|_| start_at.elapsed());
+            let intact = (0..n).all(|i| {
+                fs::read(b.join(format!("burst{i:05}"))).map(|c| c == format!("burst file {i}").as_bytes()).unwrap_or(false)
+            });
+            record(name, "burst_s", match done {
+                Some(d) if intact => format!("{:.3}", d.as_secs_f64()),
+                Some(_) => "n/a (content differs)".into(),
+                None => "n/a (timeout)".into(),
+            });
+        } else {
+            record(name, "burst_s", "n/a (never ready)".into());
+        }
+        drop(running);
+
+        // Large file.
+        let (a, b) = fresh_pair(&cfg, "large", tool);
+        let running = start(&cfg, tool, &a, &b);
+        if ready(&a, &b, ready_limit) {
+            let content: Vec<u8> = (0..cfg.sizes.large_bytes).map(|i| (i % 253) as u8).collect();
+            let staged = cfg.work.join(format!("large-src-{}", name.replace('+', "-")));
+            fs::write(&staged, &content).unwrap();
+            let cp_start = Instant::now();
+            let status = Command::new("cp").arg(&staged).arg(cfg.work.join("large-cp")).status().unwrap();
+            let cp_time = cp_start.elapsed();
+            assert!(status.success());
+            fs::remove_file(cfg.work.join("large-cp")).unwrap();
+            // The file appears in A by a rename, closed and complete.
+            let start_at = Instant::now();
+            fs::rename(&staged, a.join("large")).unwrap();
+            let len = content.len() as u64;
+            let limit = Duration::from_secs(if quick { 60 } else { 300 });
+            let done = wait_until(limit, || fs::metadata(b.join("large")).map(|m| m.len() == len).unwrap_or(false));
+            let secs = done.map(|_| start_at.elapsed().as_secs_f64());
+            let intact = done.is_some() && fs::read(b.join("large")).map(|c| c == content).unwrap_or(false);
+            let mib = len as f64 / (1 << 20) as f64;
+            record(name, "large_cp_mib_s", format!("{:.1}", mib / cp_time.as_secs_f64()));
+            record(name, "large_mib_s", match secs {
+                Some(s) if intact => format!("{:.1}", mib / s),
+                Some(_) => "n/a (content differs)".into(),
+                None => "n/a (timeout)".into(),
+            });
+        } else {
+            record(name, "large_mib_s", "n/a (never ready)".into());
+        }
+        drop(running);
+
+        // Scale: one change in a directory of many files versus an empty one
+        // (each the root of its own pair, which every tool can watch).
+        let mut medians = Vec::new();
+        for files in [0, cfg.sizes.scale_files] {
+            let (a, b) = fresh_pair(&cfg, &format!("scale{files}"), tool);
+            for i in 0..files {
+                fs::write(a.join(format!("e{i:06}")), b"").unwrap();
+            }
+            if files > 0 {
+                let status = Command::new("cp").arg("-a").arg(format!("{}/.", a.display())).arg(&b).status().unwrap();
+                assert!(status.success());
+            }
+            let running = start(&cfg, tool, &a, &b);
+            if !ready(&a, &b, ready_limit) {
+                medians.push(None);
+                continue;
+            }
+            let mut times: Vec<Duration> = (0..5)
+                .filter_map(|i| {
+                    let target = b.join(format!("change{i}"));
+                    let start_at = Instant::now();
+                    fs::write(a.join(format!("change{i}")), b"changed").unwrap();
+                    wait_until(Duration::from_secs(60), || fs::read(&target).map(|c| c == b"changed").unwrap_or(false))
+                        .map(|_| start_at.elapsed())
+                })
+                .collect();
+            times.sort();
+            medians.push(times.get(times.len() / 2).copied());
+            drop(running);
+            let _ = fs::remove_dir_all(a.parent().unwrap());
+        }
+        match (medians[0], medians[1]) {
+            (Some(e), Some(g)) => {
+                record(name, "scale_empty_ms", ms(e));
+                record(name, "scale_big_ms", ms(g));
+                record(name, "scale_ratio", format!("{:.2}", g.as_secs_f64() / e.as_secs_f64()));
+            }
+            _ => record(name, "scale_ratio", "n/a (timeout or never ready)".into()),
+        }
+        let _ = fs::remove_dir_all(&cfg.work);
+        fs::create_dir_all(&cfg.work).unwrap();
+    }
+    println!("bench: done");
+}

@@ -1,0 +1,268 @@
+//! Whole trees and every way the call ends (issue "Whole trees").
+
+use guest_tests::{assert_mirrored, eventually, ino, tree, Scratch, Syncer, ARRIVAL};
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn pair(name: &str) -> (Scratch, PathBuf, PathBuf) {
+    let s = Scratch::new(name);
+    let a = s.dir("a");
+    let b = s.dir("b");
+    (s, a, b)
+}
+
+fn arrives(path: &Path, content: &[u8]) -> bool {
+    eventually(ARRIVAL, || fs::read(path).map(|c| c == content).unwrap_or(false))
+}
+
+fn gone(path: &Path) -> bool {
+    eventually(ARRIVAL, || fs::symlink_metadata(path).is_err())
+}
+
+#[test]
+fn nested_creates_five_levels_deep() {
+    let (_s, a, b) = pair("nested");
+    let sync = Syncer::start(&a, &b);
+    // mkdir -p and a file right away: created before any mark could exist.
+    fs::create_dir_all(a.join("1/2/3/4/5")).unwrap();
+    fs::write(a.join("1/2/3/4/5/deep"), b"five levels").unwrap();
+    fs::create_dir_all(b.join("x/y")).unwrap();
+    fs::write(b.join("x/y/z"), b"from b").unwrap();
+    assert!(arrives(&b.join("1/2/3/4/5/deep"), b"five levels"));
+    assert!(arrives(&a.join("x/y/z"), b"from b"));
+    // The new directories are watched: later changes in them arrive too.
+    fs::write(a.join("1/2/3/later"), b"later").unwrap();
+    assert!(arrives(&b.join("1/2/3/later"), b"later"));
+    assert_mirrored(&a, &b);
+    sync.stop();
+}
+
+#[test]
+fn a_renamed_file_is_renamed_not_copied() {
+    let (s, a, b) = pair("rename-file");
+    s.file("a/old", b"content");
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("old"), b"content"));
+    let before = ino(&b.join("old"));
+    fs::rename(a.join("old"), a.join("new")).unwrap();
+    assert!(arrives(&b.join("new"), b"content") && gone(&b.join("old")));
+    assert_eq!(ino(&b.join("new")), before, "B's file was copied, not renamed");
+    assert_mirrored(&a, &b);
+    sync.stop();
+}
+
+#[test]
+fn a_renamed_directory_of_1000_files_is_renamed_not_copied() {
+    let (s, a, b) = pair("rename-dir");
+    s.dir("a/src/inner");
+    for i in 0..1000 {
+        s.file(&format!("a/src/f{i:04}"), format!("{i}").as_bytes());
+    }
+    s.file("a/src/inner/x", b"x");
+    s.dir("a/moved");
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("src/inner/x"), b"x"));
+    assert!(eventually(ARRIVAL, || fs::read_dir(b.join("src")).unwrap().count() == 1001));
+    let (dir_before, file_before) = (ino(&b.join("src")), ino(&b.join("src/f0500")));
+    // Across directories: from the root into a subdirectory.
+    fs::rename(a.join("src"), a.join("moved/dst")).unwrap();
+    assert!(arrives(&b.join("moved/dst/f0500"), b"500") && gone(&b.join("src")));
+    assert_eq!(ino(&b.join("moved/dst")), dir_before, "the directory was copied");
+    assert_eq!(ino(&b.join("moved/dst/f0500")), file_before, "its files were copied");
+    // Still watched under the new name.
+    fs::write(a.join("moved/dst/inner/after"), b"after").unwrap();
+    assert!(arrives(&b.join("moved/dst/inner/after"), b"after"));
+    assert_mirrored(&a, &b);
+    sync.stop();
+}
+
+#[test]
+fn moves_out_of_and_into_the_tree_are_delete_and_create() {
+    let (s, a, b) = pair("move-out-in");
+    let outside = s.dir("outside");
+    s.file("a/leaving", b"bye");
+    s.dir("outside/arriving");
+    s.file("outside/arriving/f", b"hello");
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("leaving"), b"bye"));
+    fs::rename(a.join("leaving"), outside.join("left")).unwrap();
+    assert!(gone(&b.join("leaving")));
+    fs::rename(outside.join("arriving"), b.join("arrived")).unwrap();
+    assert!(arrives(&a.join("arrived/f"), b"hello"));
+    assert_mirrored(&a, &b);
+    sync.stop();
+}
+
+#[test]
+fn symlinks_modes_mtimes_and_hard_links() {
+    let (s, a, b) = pair("kinds");
+    let sync = Syncer::start(&a, &b);
+    symlink("../../etc/passwd", a.join("link")).unwrap();
+    assert!(eventually(ARRIVAL, || fs::read_link(b.join("link")).ok() == Some(PathBuf::from("../../etc/passwd"))));
+    let f = s.file("a/file", b"data");
+    fs::hard_link(&f, a.join("hard")).unwrap();
+    assert!(arrives(&b.join("hard"), b"data") && arrives(&b.join("file"), b"data"));
+    assert_ne!(ino(&b.join("hard")), ino(&b.join("file")), "hard links are separate files");
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert!(eventually(ARRIVAL, || mode(&b.join("file")) == 0o640));
+    let past = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    fs::File::options().write(true).open(&f).unwrap().set_modified(past).unwrap();
+    assert!(eventually(ARRIVAL, || fs::metadata(b.join("file")).unwrap().modified().unwrap() == past));
+    // FIFOs are skipped, and the call goes on.
+    let fifo = guest_tests::cstr(&a.join("fifo"));
+    // SAFETY: a valid path string.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    s.file("a/after-fifo", b"still syncing");
+    assert!(arrives(&b.join("after-fifo"), b"still syncing"));
+    assert!(!b.join("fifo").exists());
+    sync.stop();
+}
+
+#[test]
+fn rm_rf_of_1000_entries_is_mirrored() {
+    let (s, a, b) = pair("rm-rf");
+    for d in 0..10 {
+        for f in 0..99 {
+            s.dir(&format!("a/top/d{d}/sub"));
+            s.file(&format!("a/top/d{d}/sub/f{f}"), b"x");
+        }
+    }
+    let sync = Syncer::start(&a, &b);
+    assert_mirrored(&a, &b);
+    fs::remove_dir_all(a.join("top")).unwrap();
+    assert!(gone(&b.join("top")));
+    assert_mirrored(&a, &b);
+    sync.stop();
+}
+
+#[test]
+fn both_sides_writing_one_name_keeps_both_versions() {
+    let (_s, a, b) = pair("conflict");
+    fs::write(a.join("doc"), b"base").unwrap();
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("doc"), b"base"));
+    // Stopped, the call mirrors nothing: both edits land in one window.
+    sync.signal(libc::SIGSTOP);
+    assert!(eventually(ARRIVAL, || sync.state() == 'T'));
+    fs::write(a.join("doc"), b"edit on a").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    fs::write(b.join("doc"), b"newer edit on b").unwrap();
+    sync.signal(libc::SIGCONT);
+    assert!(arrives(&a.join("doc"), b"newer edit on b"), "the newer version did not win");
+    let kept = |dir: &Path| {
+        fs::read_dir(dir).unwrap().filter_map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("doc.sync-conflict-").then(|| fs::read(e.path()).unwrap())
+        }).collect::<Vec<_>>()
+    };
+    assert!(eventually(ARRIVAL, || kept(&a) == vec![b"edit on a".to_vec()] && kept(&b) == kept(&a)), "a: {:?} b: {:?}", kept(&a), kept(&b));
+    assert_mirrored(&a, &b);
+    sync.stop();
+}
+
+#[test]
+fn lost_events_end_in_equal_trees() {
+    let (s, a, b) = pair("overflow");
+    for i in 0..100 {
+        s.file(&format!("a/f{i}"), b"v0");
+    }
+    let sync = Syncer::start(&a, &b);
+    assert_mirrored(&a, &b);
+    // 50,000 events on 100 names, interleaved so that none coalesce in the
+    // queue: more than it keeps, so the engine must rescan.
+    for round in 0..500 {
+        for i in 0..100 {
+            let mode = if round % 2 == 0 { 0o600 } else { 0o644 };
+            fs::set_permissions(a.join(format!("f{i}")), fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+    for i in (0..100).step_by(7) {
+        fs::write(a.join(format!("f{i}")), b"v1").unwrap();
+    }
+    assert_mirrored(&a, &b);
+    let mode = |p: PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert!(eventually(ARRIVAL, || (0..100).all(|i| mode(b.join(format!("f{i}"))) == 0o644)));
+    sync.stop();
+}
+
+fn ends_with_enoent(remove: impl FnOnce(&Path, &Path)) {
+    let (s, a, b) = pair("root-gone");
+    let mut sync = Syncer::start(&a, &b);
+    remove(&s.root, &b);
+    let status = sync.wait_exit(ARRIVAL).unwrap().expect("still running without its directory");
+    let stderr = sync.stderr();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+}
+
+#[test]
+fn a_deleted_root_ends_the_call_with_enoent() {
+    ends_with_enoent(|_, b| fs::remove_dir(b).unwrap());
+}
+
+#[test]
+fn a_root_moved_away_ends_the_call_with_enoent() {
+    ends_with_enoent(|root, b| fs::rename(b, root.join("elsewhere")).unwrap());
+}
+/// xorshift64: reproducible choices from a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn two_thousand_random_operations_on_both_sides_end_equal() {
+    let seed = std::env::var("RTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_1234_u64);
+    println!("METRIC random operations seed {seed:#x}");
+    let (_s, a, b) = pair("random");
+    let mut sync = Syncer::start(&a, &b);
+    let mut rng = Rng(seed);
+    let dirs = ["", "d1", "d2", "d1/e"];
+    let ops = std::env::var("RTS_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let mut log = String::new();
+    for _ in 0..ops {
+        let side = if rng.below(2) == 0 { &a } else { &b };
+        let dir = side.join(dirs[rng.below(dirs.len() as u64) as usize]);
+        let name = dir.join(format!("n{}", rng.below(12)));
+        let op = rng.below(10);
+        log += &format!("{op} {}\n", name.display());
+        let _ = match op {
+            0..=3 => fs::create_dir_all(&dir).and_then(|()| fs::write(&name, format!("{}", rng.below(1000)))),
+            4 => fs::remove_file(&name),
+            5 => fs::create_dir_all(&name),
+            // rm -rf of a subdirectory (never of a root: that ends the call).
+            6 if dir != *side => fs::remove_dir_all(&dir),
+            6 => fs::remove_dir_all(&name),
+            7 => {
+                let to = side.join(dirs[rng.below(dirs.len() as u64) as usize]).join(format!("n{}", rng.below(12)));
+                fs::rename(&name, to)
+            }
+            8 => fs::set_permissions(&name, fs::Permissions::from_mode(0o600 + rng.below(2) as u32 * 0o44)),
+            _ => symlink(format!("t{}", rng.below(5)), &name),
+        };
+        if rng.below(50) == 0 {
+            std::thread::sleep(Duration::from_millis(rng.below(20)));
+        }
+    }
+    let equal = eventually(Duration::from_secs(60), || tree(&a) == tree(&b));
+    if !equal {
+        if std::env::var_os("RTS_OPS").is_some() {
+            println!("{log}");
+        }
+        let exited = sync.wait_exit(Duration::ZERO).unwrap();
+        let said = if exited.is_some() { sync.stderr() } else { String::new() };
+        panic!("trees differ after seed {seed:#x} (syncer exit: {exited:?} {said}):\n{}", guest_tests::tree_diff(&a, &b));
+    }
+    assert_mirrored(&a, &b);
+    sync.stop();
+}
