@@ -320,19 +320,7 @@ impl<'a> LockedParent<'a> {
 
     /// The (possibly negative) dentry of `name` in the locked directory.
     fn child(&self, name: &[u8]) -> Result<Child> {
-        if name.is_empty() || name.len() > bindings::NAME_MAX as usize || name.contains(&b'/') {
-            return Err(EINVAL);
-        }
-        // SAFETY: the parent is locked as `lookup_one_len` requires; `name`
-        // has `len` valid bytes; it checks search permission itself.
-        let dentry = from_err_ptr(unsafe {
-            bindings::lookup_one_len(
-                name.as_ptr().cast::<c_char>(),
-                self.dir.0.dentry,
-                name.len() as c_int,
-            )
-        })?;
-        Ok(Child(dentry))
+        lookup_locked(self.dir, name)
     }
 
     fn dir_inode(&self) -> *mut bindings::inode {

@@ -319,3 +319,21 @@ pub fn assert_no_temp_names(root: &Path) {
 pub fn ino(path: &Path) -> u64 {
     fs::symlink_metadata(path).expect("stat").ino()
 }
+
+/// A scratch directory with two empty sides `a` and `b`.
+pub fn pair(name: &str) -> (Scratch, PathBuf, PathBuf) {
+    let s = Scratch::new(name);
+    let a = s.dir("a");
+    let b = s.dir("b");
+    (s, a, b)
+}
+
+/// Waits until `path` holds exactly `content`.
+pub fn arrives(path: &Path, content: &[u8]) -> bool {
+    eventually(ARRIVAL, || fs::read(path).map(|c| c == content).unwrap_or(false))
+}
+
+/// Waits until `path` is gone.
+pub fn gone(path: &Path) -> bool {
+    eventually(ARRIVAL, || fs::symlink_metadata(path).is_err())
+}

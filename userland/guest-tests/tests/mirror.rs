@@ -1,6 +1,6 @@
 //! Live two-way mirroring: the engine of the sync (issue "The sync engine").
 
-use guest_tests::{assert_mirrored, assert_no_temp_names, eventually, ino, Scratch, Syncer, ARRIVAL};
+use guest_tests::{arrives, assert_mirrored, assert_no_temp_names, eventually, gone, ino, pair, Scratch, Syncer, ARRIVAL};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -8,20 +8,8 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-fn pair(name: &str) -> (Scratch, std::path::PathBuf, std::path::PathBuf) {
-    let s = Scratch::new(name);
-    let a = s.dir("a");
-    let b = s.dir("b");
-    (s, a, b)
-}
 
-fn arrives(path: &Path, content: &[u8]) -> bool {
-    eventually(ARRIVAL, || fs::read(path).map(|c| c == content).unwrap_or(false))
-}
 
-fn gone(path: &Path) -> bool {
-    eventually(ARRIVAL, || fs::symlink_metadata(path).is_err())
-}
 
 #[test]
 fn create_modify_delete_in_both_directions() {
