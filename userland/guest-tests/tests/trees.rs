@@ -1,25 +1,13 @@
 //! Whole trees and every way the call ends (issue "Whole trees").
 
-use guest_tests::{assert_mirrored, eventually, ino, tree, Scratch, Syncer, ARRIVAL};
+use guest_tests::{arrives, assert_mirrored, eventually, gone, ino, pair, Syncer, ARRIVAL};
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-fn pair(name: &str) -> (Scratch, PathBuf, PathBuf) {
-    let s = Scratch::new(name);
-    let a = s.dir("a");
-    let b = s.dir("b");
-    (s, a, b)
-}
 
-fn arrives(path: &Path, content: &[u8]) -> bool {
-    eventually(ARRIVAL, || fs::read(path).map(|c| c == content).unwrap_or(false))
-}
 
-fn gone(path: &Path) -> bool {
-    eventually(ARRIVAL, || fs::symlink_metadata(path).is_err())
-}
 
 #[test]
 fn nested_creates_five_levels_deep() {
@@ -207,62 +195,4 @@ fn a_deleted_root_ends_the_call_with_enoent() {
 #[test]
 fn a_root_moved_away_ends_the_call_with_enoent() {
     ends_with_enoent(|root, b| fs::rename(b, root.join("elsewhere")).unwrap());
-}
-/// xorshift64: reproducible choices from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-#[test]
-fn two_thousand_random_operations_on_both_sides_end_equal() {
-    let seed = std::env::var("RTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_1234_u64);
-    println!("METRIC random operations seed {seed:#x}");
-    let (_s, a, b) = pair("random");
-    let mut sync = Syncer::start(&a, &b);
-    let mut rng = Rng(seed);
-    let dirs = ["", "d1", "d2", "d1/e"];
-    let ops = std::env::var("RTS_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
-    let mut log = String::new();
-    for _ in 0..ops {
-        let side = if rng.below(2) == 0 { &a } else { &b };
-        let dir = side.join(dirs[rng.below(dirs.len() as u64) as usize]);
-        let name = dir.join(format!("n{}", rng.below(12)));
-        let op = rng.below(10);
-        log += &format!("{op} {}\n", name.display());
-        let _ = match op {
-            0..=3 => fs::create_dir_all(&dir).and_then(|()| fs::write(&name, format!("{}", rng.below(1000)))),
-            4 => fs::remove_file(&name),
-            5 => fs::create_dir_all(&name),
-            // rm -rf of a subdirectory (never of a root: that ends the call).
-            6 if dir != *side => fs::remove_dir_all(&dir),
-            6 => fs::remove_dir_all(&name),
-            7 => {
-                let to = side.join(dirs[rng.below(dirs.len() as u64) as usize]).join(format!("n{}", rng.below(12)));
-                fs::rename(&name, to)
-            }
-            8 => fs::set_permissions(&name, fs::Permissions::from_mode(0o600 + rng.below(2) as u32 * 0o44)),
-            _ => symlink(format!("t{}", rng.below(5)), &name),
-        };
-        if rng.below(50) == 0 {
-            std::thread::sleep(Duration::from_millis(rng.below(20)));
-        }
-    }
-    let equal = eventually(Duration::from_secs(60), || tree(&a) == tree(&b));
-    if !equal {
-        if std::env::var_os("RTS_OPS").is_some() {
-            println!("{log}");
-        }
-        let exited = sync.wait_exit(Duration::ZERO).unwrap();
-        let said = if exited.is_some() { sync.stderr() } else { String::new() };
-        panic!("trees differ after seed {seed:#x} (syncer exit: {exited:?} {said}):\n{}", guest_tests::tree_diff(&a, &b));
-    }
-    assert_mirrored(&a, &b);
-    sync.stop();
 }
