@@ -16,7 +16,7 @@ use kernel::alloc::{
 };
 use kernel::bindings;
 use kernel::error::code::{EAGAIN, EISDIR, ENOENT};
-use kernel::ffi::{c_int, c_void};
+use kernel::ffi::{c_int, c_long, c_void};
 use kernel::prelude::*;
 use kernel::sync::{Arc, SpinLock};
 
@@ -38,17 +38,40 @@ const MAX_RETRY_ROUNDS: u32 = 3;
 /// delete plus a copy.
 const MAX_MOVES: usize = 1024;
 
+/// Rounds of waiting for the second halves of renames, each needing a new
+/// rename that started during the previous wait.
+const MAX_RENAME_WAITS: u32 = 4;
+
 /// A rename seen on one side: mirrored as a rename when both halves came.
+/// A `To` whose `From` the thread took already is kept alone, to be paired
+/// by the thread.
 struct Move {
     side: Side,
     cookie: u32,
-    from: KVec<u8>,
+    from: Option<KVec<u8>>,
     to: Option<KVec<u8>>,
 }
+
+impl Move {
+    /// The first half of a rename whose second half was not seen yet.
+    fn waiting_for_to(&self) -> Option<&[u8]> {
+        match (&self.from, &self.to) {
+            (Some(from), None) => Some(from),
+            _ => None,
+        }
+    }
+}
+
+/// How long a created file may wait for its writer's close before the
+/// thread looks at it anyway (a hard link or `mknod` has no close).
+const CREATE_GRACE_MS: u32 = 20;
 
 /// What the handler leaves for the thread.
 struct Pending {
     dirty: KVec<Dirty>,
+    /// Something in `dirty` wants the thread now, not just after the grace
+    /// for created files.
+    urgent: bool,
     moves: KVec<Move>,
     /// Events were lost: reconcile the whole tree.
     rescan_all: bool,
@@ -89,6 +112,7 @@ impl Engine {
                 pending <- kernel::new_spinlock!(
                     Pending {
                         dirty: KVec::new(),
+                        urgent: false,
                         moves: KVec::new(),
                         rescan_all: true,
                         root_gone: false,
@@ -142,6 +166,8 @@ impl Engine {
         // ran since the last event, to give up on a race that never ends.
         let mut later: KVec<KVec<u8>> = KVec::new();
         let mut rounds = 0;
+        // Jiffies left of the grace for created files, once it started.
+        let mut grace_left = None;
         loop {
             // SAFETY: sets our own state before checking for work, so a
             // wake-up in between is not lost.
@@ -149,12 +175,26 @@ impl Engine {
             if thread::should_stop() {
                 break;
             }
-            let (mut batch, moves, rescan_all) = self.take_pending();
+            let grace_over = grace_left == Some(0);
+            let (mut batch, mut moves, mut rescan_all) = self.take_pending(grace_over);
+            if grace_over || !batch.is_empty() {
+                grace_left = None;
+            }
             if batch.is_empty() && moves.is_empty() && !rescan_all {
                 if later.is_empty() || rounds >= MAX_RETRY_ROUNDS {
                     later = KVec::new();
-                    // SAFETY: process context, no locks held.
-                    unsafe { bindings::schedule() };
+                    if self.pending.lock().dirty.is_empty() {
+                        // SAFETY: process context, no locks held.
+                        unsafe { bindings::schedule() };
+                    } else {
+                        // Only created files wait: give their writers the
+                        // grace to close them, unless something else comes.
+                        let grace = grace_left.unwrap_or_else(|| {
+                            kernel::time::msecs_to_jiffies(CREATE_GRACE_MS) as c_long
+                        });
+                        // SAFETY: process context, no locks held.
+                        grace_left = Some(unsafe { bindings::schedule_timeout(grace) });
+                    }
                     continue;
                 }
                 rounds += 1;
@@ -174,18 +214,76 @@ impl Engine {
             }
             // SAFETY: our own state.
             unsafe { bindings::set_current_state_running() };
+            self.complete_renames(&mut batch, &mut moves, &mut rescan_all);
             self.process(batch, moves, rescan_all, &mut limiter, &mut later);
         }
         // SAFETY: our own state.
         unsafe { bindings::set_current_state_running() };
     }
 
-    fn take_pending(&self) -> (KVec<Dirty>, KVec<Move>, bool) {
+    /// Takes what the handler left, unless it is only created files still
+    /// within their grace (`grace_over` false).
+    fn take_pending(&self, grace_over: bool) -> (KVec<Dirty>, KVec<Move>, bool) {
         let mut pending = self.pending.lock();
+        let ready = core::mem::take(&mut pending.urgent)
+            || grace_over
+            || pending.rescan_all
+            || !pending.moves.is_empty();
+        if !ready {
+            return (KVec::new(), KVec::new(), false);
+        }
         let batch = core::mem::take(&mut pending.dirty);
         let moves = core::mem::take(&mut pending.moves);
         let rescan_all = core::mem::replace(&mut pending.rescan_all, false);
         (batch, moves, rescan_all)
+    }
+
+    /// The thread may run between the two events of one rename; a half
+    /// alone would turn a renamed tree into a delete plus a copy. So wait
+    /// for every rename whose first half was taken to finish, and pair the
+    /// second halves that came meanwhile.
+    fn complete_renames(
+        &self,
+        batch: &mut KVec<Dirty>,
+        moves: &mut KVec<Move>,
+        rescan_all: &mut bool,
+    ) {
+        // Each round needs a new rename to start during the last wait.
+        for _ in 0..MAX_RENAME_WAITS {
+            let mut waited = false;
+            for mv in moves.iter() {
+                if let Some(from) = mv.waiting_for_to() {
+                    // A directory gone meanwhile has no rename to wait for.
+                    let _ = vfs::wait_for_renames_in(self.root(mv.side), vfs::split(from).0);
+                    waited = true;
+                }
+            }
+            if !waited {
+                return;
+            }
+            let (more, halves, rescan) = self.take_pending(true);
+            *rescan_all |= rescan;
+            for dirty in more.into_iter() {
+                if batch.push(dirty, GFP_KERNEL).is_err() {
+                    *rescan_all = true;
+                }
+            }
+            for half in halves.into_iter() {
+                if half.from.is_none() {
+                    let first = moves.iter_mut().find(|m| {
+                        m.side == half.side
+                            && m.cookie == half.cookie
+                            && m.waiting_for_to().is_some()
+                    });
+                    if let Some(first) = first {
+                        first.to = half.to;
+                    }
+                } else {
+                    // Without room it is reconciled as a delete plus a create.
+                    let _ = moves.push(half, GFP_KERNEL);
+                }
+            }
+        }
     }
 
     fn process(
@@ -202,16 +300,21 @@ impl Engine {
         }
         // Renames first, so the names they touch then look in sync and a
         // moved tree is not copied again.
+        let mut renamed: KVec<&[u8]> = KVec::new();
         for mv in moves.iter() {
-            if let Some(to) = &mv.to {
-                match self.mirror_move(mv.side, &mv.from, to) {
-                    Ok(true) => {
+            if let (Some(from), Some(to)) = (&mv.from, &mv.to) {
+                match self.mirror_move(mv.side, from, to) {
+                    Ok(Some(kind)) => {
                         // Marks below a moved directory carry the old path.
-                        if push_scan(&mut work, to).is_err() {
+                        if (kind == Kind::Dir && push_scan(&mut work, to).is_err())
+                            || renamed.push(to, GFP_KERNEL).is_err()
+                        {
                             self.pending.lock().rescan_all = true;
                         }
                     }
-                    Ok(false) => {}
+                    // Raced with the user: the names are reconciled one by one.
+                    Ok(None) => {}
+                    Err(err) if raced(err) => {}
                     Err(err) => limiter.report(to, err),
                 }
             }
@@ -239,7 +342,11 @@ impl Engine {
             batch.as_mut_slice(),
             |x, y| x.path.as_slice().cmp(y.path.as_slice()),
             |d| d.why,
-            |d, why| {
+            |d, mut why| {
+                // Renamed on the other side too: nothing new arrived there.
+                if renamed.iter().any(|to| *to == d.path.as_slice()) {
+                    why.moved_in = false;
+                }
                 if !thread::should_stop() {
                     handle(&d.path, why, &mut work);
                     self.drain(&mut work, &mut handle);
@@ -290,17 +397,12 @@ impl Engine {
         let (ea, eb) = (a.as_ref().map(|s| s.1), b.as_ref().map(|s| s.1));
         drop((a, b));
         let entry = |side| if side == Side::A { ea } else { eb };
-        match plan::decide(ea, eb, why) {
+        let done = match plan::decide(ea, eb, why) {
             Action::Nothing => Ok(()),
             Action::Skip => Err(kernel::error::code::EPERM),
             Action::Copy { from } => {
                 let src = entry(from).ok_or(ENOENT)?;
-                match self.copy(from, rel, &src, entry(from.other())) {
-                    // The destination changed under us: look again with both
-                    // changes known, which makes it a conflict, not a loss.
-                    Err(e) if e == EAGAIN => self.requeue(rel, why),
-                    other => other,
-                }
+                self.copy(from, rel, &src, entry(from.other()))
             }
             Action::MakeDir { on } => {
                 let src = entry(on.other()).ok_or(ENOENT)?;
@@ -310,7 +412,13 @@ impl Engine {
                 vfs::mkdir(self.root(on), rel, src.mode)?;
                 push_scan(work, rel)
             }
-            Action::ScanDir => self.scan_dir(rel, work),
+            Action::ScanDir { mode_from } => {
+                if let Some(from) = mode_from {
+                    let src = entry(from).ok_or(ENOENT)?;
+                    vfs::chmod(self.root(from.other()), rel, src.mode)?;
+                }
+                self.scan_dir(rel, work)
+            }
             Action::Remove { on } => self.remove_tree(on, rel),
             Action::CopyMode { from } => {
                 let src = entry(from).ok_or(ENOENT)?;
@@ -323,26 +431,55 @@ impl Engine {
                 );
                 self.keep_both(winner, rel, &won, &lost)
             }
+            Action::CopyUnlessSame { from } => {
+                let (src, dst) = (
+                    entry(from).ok_or(ENOENT)?,
+                    entry(from.other()).ok_or(ENOENT)?,
+                );
+                if !vfs::same_content(&self.a, &self.b, rel)? {
+                    self.copy(from, rel, &src, Some(dst))
+                } else if src.mode != dst.mode {
+                    vfs::chmod(self.root(from.other()), rel, src.mode)
+                } else {
+                    Ok(())
+                }
+            }
+            Action::ConflictUnlessSame => {
+                let (x, y) = (ea.ok_or(ENOENT)?, eb.ok_or(ENOENT)?);
+                if !vfs::same_content(&self.a, &self.b, rel)? {
+                    self.keep_both(Side::A, rel, &x, &y)
+                } else if x.mode != y.mode {
+                    vfs::chmod(&self.b, rel, x.mode)
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        match done {
+            // A destination changed under us: look again with both changes
+            // known, which makes it a conflict, not a loss.
+            Err(e) if e == EAGAIN => self.requeue(rel, why),
+            other => other,
         }
     }
 
     /// Mirrors the rename `from` -> `to` seen on `side` as a rename on the
     /// other side, when that side still holds what was renamed and nothing
-    /// under the new name. Returns whether it did; if not, the two names are
-    /// reconciled one by one as a delete and a create.
-    fn mirror_move(&self, side: Side, from: &[u8], to: &[u8]) -> Result<bool> {
+    /// under the new name. Returns the kind of what it renamed; if it did
+    /// not, the two names are reconciled one by one as a delete and a create.
+    fn mirror_move(&self, side: Side, from: &[u8], to: &[u8]) -> Result<Option<Kind>> {
         let other = side.other();
         let Some((_, moved)) = self.stat(side, to)? else {
-            return Ok(false);
+            return Ok(None);
         };
         let Some((_, there)) = self.stat(other, from)? else {
-            return Ok(false);
+            return Ok(None);
         };
         if self.stat(other, to)?.is_some() || !moved.in_sync_with(&there) {
-            return Ok(false);
+            return Ok(None);
         }
         vfs::rename(self.root(other), from, to)?;
-        Ok(moved.kind == Kind::Dir)
+        Ok(Some(moved.kind))
     }
 
     /// Copies the file or symlink `rel` from `from` to the other side under a
@@ -401,9 +538,11 @@ impl Engine {
         let (dir, name) = vfs::split(rel);
         let aside = self.free_conflict_name(dir, name, lost)?;
         vfs::rename_in(self.root(loser), dir, name, &aside)?;
-        self.copy(winner, rel, won, None)?;
+        // The loser's version first: once moved aside it has no event left
+        // that would bring it over.
         let aside_rel = vfs::join(dir, &aside)?;
-        self.copy(loser, &aside_rel, lost, None)
+        self.copy(loser, &aside_rel, lost, None)?;
+        self.copy(winner, rel, won, None)
     }
 
     /// `NAME.sync-conflict-YYYYMMDD-HHMMSS`, with `-N` added when an
@@ -438,6 +577,7 @@ impl Engine {
         if pending.dirty.push(Dirty { path, why }, GFP_NOWAIT).is_err() {
             pending.rescan_all = true;
         }
+        pending.urgent = true;
         Ok(())
     }
 
@@ -528,35 +668,51 @@ impl EventSink for Engine {
         if plan::is_temp_name(name) || self.caused_by_sync_thread() {
             return;
         }
-        if let Some(moved) = moved {
-            self.record_move(side, dir, name, moved);
-        }
+        let moved_in = matches!(moved, Some(Moved::To(_)));
         let why = Reason {
             changed_a: side == Side::A,
             changed_b: side == Side::B,
             rescan: how.dir_appeared,
             closed: how.closed,
+            moved_in,
         };
         // Never sleep here: the changing task may hold the directory lock.
         let path = join_nowait(dir, name);
+        let half = moved.and_then(|m| Some((m, join_nowait(dir, name)?)));
         {
+            // The half of a rename and its name go in together: the thread
+            // mirrors a rename and then takes the name as done, in one batch.
             let mut pending = self.pending.lock();
+            if let Some((moved, path)) = half {
+                pending.record_move(side, path, moved);
+            }
+            let was_idle = pending.dirty.is_empty();
             match path {
                 Some(path) if pending.dirty.len() < MAX_PENDING => {
-                    if let Some(last) = pending.dirty.as_mut_slice().last_mut() {
-                        if last.path.as_slice() == path.as_slice() {
+                    let last = pending.dirty.as_mut_slice().last_mut();
+                    match last {
+                        Some(last) if last.path.as_slice() == path.as_slice() => {
                             last.why = last.why.merge(why);
-                            drop(pending);
-                            self.wake_thread();
-                            return;
                         }
-                    }
-                    if pending.dirty.push(Dirty { path, why }, GFP_NOWAIT).is_err() {
-                        pending.rescan_all = true;
+                        _ => {
+                            if pending.dirty.push(Dirty { path, why }, GFP_NOWAIT).is_err() {
+                                pending.rescan_all = true;
+                            }
+                        }
                     }
                 }
                 // Lost an event: reconcile everything rather than miss one.
                 _ => pending.rescan_all = true,
+            }
+            // A created file waits for the close that follows, or for the
+            // grace to end: one copy of the finished file, not two. The
+            // thread only needs a wake-up to start the grace.
+            if how.file_created && !pending.rescan_all {
+                if !was_idle {
+                    return;
+                }
+            } else {
+                pending.urgent = true;
             }
         }
         self.wake_thread();
@@ -613,36 +769,44 @@ impl Engine {
         let current = unsafe { bindings::get_current() };
         current == self.thread.load(Ordering::Acquire)
     }
+}
 
+impl Pending {
     /// Pairs the two halves of a rename by their cookie. Runs in the
     /// handler: no sleeping; a half that cannot be kept is simply reconciled
     /// as a delete or a create.
-    fn record_move(&self, side: Side, dir: &[u8], name: &[u8], moved: Moved) {
-        let Some(path) = join_nowait(dir, name) else {
-            return;
-        };
-        let mut pending = self.pending.lock();
+    fn record_move(&mut self, side: Side, path: KVec<u8>, moved: Moved) {
         match moved {
             Moved::From(cookie) => {
-                if pending.moves.len() < MAX_MOVES {
+                if self.moves.len() < MAX_MOVES {
                     let mv = Move {
                         side,
                         cookie,
-                        from: path,
+                        from: Some(path),
                         to: None,
                     };
-                    let _ = pending.moves.push(mv, GFP_NOWAIT);
+                    let _ = self.moves.push(mv, GFP_NOWAIT);
                 }
             }
             Moved::To(cookie) => {
-                let half = pending
-                    .moves
-                    .as_mut_slice()
-                    .iter_mut()
-                    .rev()
-                    .find(|m| m.side == side && m.cookie == cookie && m.to.is_none());
-                if let Some(mv) = half {
-                    mv.to = Some(path);
+                let room = self.moves.len() < MAX_MOVES;
+                let first =
+                    self.moves.as_mut_slice().iter_mut().rev().find(|m| {
+                        m.side == side && m.cookie == cookie && m.waiting_for_to().is_some()
+                    });
+                match first {
+                    Some(mv) => mv.to = Some(path),
+                    // The thread took the first half: it pairs this one.
+                    None if room => {
+                        let mv = Move {
+                            side,
+                            cookie,
+                            from: None,
+                            to: Some(path),
+                        };
+                        let _ = self.moves.push(mv, GFP_NOWAIT);
+                    }
+                    None => {}
                 }
             }
         }

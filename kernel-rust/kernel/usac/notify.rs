@@ -46,6 +46,9 @@ pub(crate) struct Change {
     /// A directory appeared under the name (created or moved in): its
     /// content must be scanned and watched, whatever the other side holds.
     pub(crate) dir_appeared: bool,
+    /// A regular file was created: its writer, if any, has not even opened
+    /// it yet, so its content comes with the close that follows.
+    pub(crate) file_created: bool,
 }
 
 /// Receives what the marks see. Called in the task that changed the file,
@@ -262,7 +265,7 @@ impl Drop for Group {
 unsafe extern "C" fn handle_inode_event(
     mark: *mut bindings::fsnotify_mark,
     mask: u32,
-    _inode: *mut bindings::inode,
+    inode: *mut bindings::inode,
     _dir: *mut bindings::inode,
     file_name: *const bindings::qstr,
     cookie: u32,
@@ -295,8 +298,12 @@ unsafe extern "C" fn handle_inode_event(
     } else {
         None
     };
+    // SAFETY: fsnotify passes the child's inode, referenced for the call.
+    let regular = !inode.is_null()
+        && u32::from(unsafe { (*inode).i_mode }) & bindings::S_IFMT == bindings::S_IFREG;
     let how = Change {
         closed: mask & bindings::FS_CLOSE_WRITE != 0,
+        file_created: mask & bindings::FS_CREATE != 0 && regular,
         dir_appeared: mask & bindings::FS_ISDIR != 0
             && mask & (bindings::FS_CREATE | bindings::FS_MOVED_TO) != 0,
     };

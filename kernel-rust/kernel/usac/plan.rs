@@ -73,6 +73,9 @@ pub struct Reason {
     /// A writer closed it: copy it even if the closing writer still counts
     /// as open (fsnotify reports the close before the count drops).
     pub closed: bool,
+    /// A rename put it here: what the name holds now may look like what
+    /// it held before (same size, same timestamp tick) yet differ.
+    pub moved_in: bool,
 }
 
 impl Reason {
@@ -83,6 +86,7 @@ impl Reason {
             changed_b: self.changed_b || other.changed_b,
             rescan: self.rescan || other.rescan,
             closed: self.closed || other.closed,
+            moved_in: self.moved_in || other.moved_in,
         }
     }
 
@@ -112,8 +116,12 @@ pub enum Action {
         /// The side that lacks the directory.
         on: Side,
     },
-    /// A directory on both sides: scan both.
-    ScanDir,
+    /// A directory on both sides: scan both, after copying the permission
+    /// bits from `mode_from` if they differ.
+    ScanDir {
+        /// The side whose mode wins, when the modes differ.
+        mode_from: Option<Side>,
+    },
     /// Remove the entry (a whole tree for a directory) from `on`.
     Remove {
         /// The side that still holds what the other deleted.
@@ -124,6 +132,17 @@ pub enum Action {
         /// The side whose mode wins.
         from: Side,
     },
+    /// `from` wrote a file that looks like the other side's (same size,
+    /// same timestamp tick): compare the bytes, copy if they differ, else
+    /// copy the permission bits if those differ.
+    CopyUnlessSame {
+        /// The side that wrote.
+        from: Side,
+    },
+    /// Both sides wrote a file and the two look alike: compare the bytes,
+    /// and if they differ keep both as a conflict that `dir_a` wins (the
+    /// tie rule); else copy `dir_a`'s permission bits if those differ.
+    ConflictUnlessSame,
     /// Both sides changed the name: `winner` replaces it, the other version
     /// is kept under a conflict name on both sides.
     Conflict {
@@ -176,24 +195,27 @@ fn both_sides(x: Entry, y: Entry, why: Reason) -> Action {
     if x.kind == Kind::Special || y.kind == Kind::Special {
         return Action::Skip;
     }
+    let mode_from = (x.mode != y.mode).then(|| why.only_changed().unwrap_or(Side::A));
     if x.kind == Kind::Dir && y.kind == Kind::Dir {
-        return if why.rescan {
-            Action::ScanDir
-        } else {
-            Action::Nothing
+        return match (why.rescan, mode_from) {
+            (true, _) => Action::ScanDir { mode_from },
+            (false, Some(from)) => Action::CopyMode { from },
+            (false, None) => Action::Nothing,
         };
     }
     if x.in_sync_with(&y) {
         // Size and mtime cannot tell two writes within one timestamp tick
-        // apart: a close after writing on one side is always copied.
-        if let (true, Some(from)) = (why.closed && x.kind == Kind::File, why.only_changed()) {
-            return Action::Copy { from };
+        // apart: after a close or a rename onto the name, the bytes decide.
+        if (why.closed || why.moved_in) && x.kind == Kind::File {
+            match why.only_changed() {
+                Some(from) => return Action::CopyUnlessSame { from },
+                None if why.changed_a && why.changed_b => return Action::ConflictUnlessSame,
+                None => {}
+            }
         }
-        if x.mode == y.mode {
-            return Action::Nothing;
-        }
-        return Action::CopyMode {
-            from: why.only_changed().unwrap_or(Side::A),
+        return match mode_from {
+            Some(from) => Action::CopyMode { from },
+            None => Action::Nothing,
         };
     }
     let winner = why.only_changed().unwrap_or_else(|| newer(&x, &y));

@@ -160,6 +160,27 @@ impl OpenFile {
         Ok(Self(file))
     }
 
+    /// Reads from `*pos` until `buf` is full or the file ends; returns how
+    /// many bytes it read.
+    fn read_full(&self, buf: &mut [u8], pos: &mut i64) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            let rest = &mut buf[done..];
+            // SAFETY: the file is open for reading (type invariant) and
+            // `rest` is writable for its whole length.
+            let n =
+                unsafe { bindings::kernel_read(self.0, rest.as_mut_ptr().cast(), rest.len(), pos) };
+            if n < 0 {
+                return Err(Error::from_errno(n as c_int));
+            }
+            if n == 0 {
+                break;
+            }
+            done += n as usize;
+        }
+        Ok(done)
+    }
+
     fn dentry(&self) -> *mut bindings::dentry {
         // SAFETY: the file is open (type invariant), so its path is pinned.
         unsafe { (*self.0).f_path.dentry }
@@ -615,6 +636,49 @@ pub(crate) fn copy_file(
         pos += n as i64;
     }
     set_attrs(&to, mode, mtime_ns)
+}
+
+/// Bytes compared at a time by [`same_content`].
+const COMPARE_CHUNK: usize = 16 << 10;
+
+/// True when the regular files `rel` below `a` and below `b` hold the same
+/// bytes.
+pub(crate) fn same_content(a: &DirPath, b: &DirPath, rel: &[u8]) -> Result<bool> {
+    let files = [
+        OpenFile::open(a, rel, bindings::O_RDONLY, 0)?,
+        OpenFile::open(b, rel, bindings::O_RDONLY, 0)?,
+    ];
+    let mut chunks = [
+        KVec::from_elem(0u8, COMPARE_CHUNK, GFP_KERNEL)?,
+        KVec::from_elem(0u8, COMPARE_CHUNK, GFP_KERNEL)?,
+    ];
+    let mut pos = [0i64; 2];
+    loop {
+        let mut read = [0usize; 2];
+        for i in 0..2 {
+            read[i] = files[i].read_full(&mut chunks[i], &mut pos[i])?;
+        }
+        if chunks[0][..read[0]] != chunks[1][..read[1]] {
+            return Ok(false);
+        }
+        if read[0] < COMPARE_CHUNK {
+            return Ok(true);
+        }
+    }
+}
+
+/// Returns once no rename out of the directory `rel` is in progress: a
+/// rename holds its source directory locked until it has sent both of its
+/// events, so taking the lock once waits for the second half of a rename
+/// whose first half was seen.
+pub(crate) fn wait_for_renames_in(root: &DirPath, rel: &[u8]) -> Result {
+    let dir = lookup(root, rel)?.ok_or(ENOENT)?;
+    // SAFETY: the inode is pinned by `dir`; the sync thread holds no other
+    // VFS lock here.
+    unsafe { bindings::inode_lock_shared(dir.inode()) };
+    // SAFETY: locked just above.
+    unsafe { bindings::inode_unlock_shared(dir.inode()) };
+    Ok(())
 }
 
 /// Creates the symlink `rel` pointing to `target`.

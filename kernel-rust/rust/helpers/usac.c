@@ -65,6 +65,16 @@ void rust_helper_inode_unlock(struct inode *inode)
 	inode_unlock(inode);
 }
 
+void rust_helper_inode_lock_shared(struct inode *inode)
+{
+	inode_lock_shared(inode);
+}
+
+void rust_helper_inode_unlock_shared(struct inode *inode)
+{
+	inode_unlock_shared(inode);
+}
+
 bool rust_helper_inode_is_open_for_write(const struct inode *inode)
 {
 	return inode_is_open_for_write(inode);

@@ -43,6 +43,11 @@ struct Sizes {
     large_bytes: usize,
     scale_files: usize,
     idle: Duration,
+    /// Longest wait for a tool to start mirroring.
+    ready: Duration,
+    /// Longest wait for one workload to arrive: a slow peer gets "n/a"
+    /// with what it managed, which keeps a full run within its budget.
+    workload: Duration,
 }
 
 struct Config {
@@ -304,9 +309,25 @@ fn main() {
     let arg = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(PathBuf::from);
     let quick = args.iter().any(|a| a == "--quick");
     let sizes = if quick {
-        Sizes { latency_files: 10, burst_files: 100, large_bytes: 4 << 20, scale_files: 500, idle: Duration::from_secs(1) }
+        Sizes {
+            latency_files: 10,
+            burst_files: 100,
+            large_bytes: 4 << 20,
+            scale_files: 500,
+            idle: Duration::from_secs(1),
+            ready: Duration::from_secs(60),
+            workload: Duration::from_secs(60),
+        }
     } else {
-        Sizes { latency_files: 200, burst_files: 10_000, large_bytes: 256 << 20, scale_files: 100_000, idle: Duration::from_secs(10) }
+        Sizes {
+            latency_files: 200,
+            burst_files: 10_000,
+            large_bytes: 256 << 20,
+            scale_files: 100_000,
+            idle: Duration::from_secs(10),
+            ready: Duration::from_secs(90),
+            workload: Duration::from_secs(90),
+        }
     };
     let cfg = Config {
         out: arg("--out").expect("--out DIR"),
@@ -328,139 +349,182 @@ fn main() {
     record("floor", "latency_p50_ms", ms(sorted[sorted.len() / 2]));
     fs::write(cfg.out.join("latency-floor.tsv"), floor.iter().map(|d| ms(*d) + "\n").collect::<String>()).unwrap();
 
-    let ready_limit = Duration::from_secs(if quick { 60 } else { 180 });
+    let big = scale_tree(&std::env::temp_dir().join("rts-scale"), cfg.sizes.scale_files);
+    let started = Instant::now();
     for tool in TOOLS {
         let name = tool.name();
-        // Latency.
-        let (a, b) = fresh_pair(&cfg, "latency", tool);
-        let running = start(&cfg, tool, &a, &b);
-        if !ready(&a, &b, ready_limit) {
-            record(name, "latency", "n/a (never ready)".into());
-            continue;
-        }
-        let samples = latency_run(&a, &b, cfg.sizes.latency_files, Duration::from_secs(if quick { 30 } else { 120 }));
-        let lost = samples.iter().filter(|s| s.is_none()).count();
-        let got: Vec<Duration> = samples.iter().flatten().copied().collect();
-        fs::write(cfg.out.join(format!("latency-{name}.tsv")), got.iter().map(|d| ms(*d) + "\n").collect::<String>())
-            .unwrap();
-        let mut sorted = got.clone();
-        sorted.sort();
-        if !sorted.is_empty() {
-            let q = |p: usize| sorted[(sorted.len() * p / 100).min(sorted.len() - 1)];
-            for (label, p) in [("p50", 50), ("p90", 90), ("p99", 99)] {
-                record(name, &format!("latency_{label}_ms"), ms(q(p)));
-            }
-            record(name, "latency_max_ms", ms(*sorted.last().unwrap()));
-        }
-        record(name, "latency_lost", lost.to_string());
-
-        // Idle cost, right after the latency run, with nothing changing.
-        sleep(Duration::from_millis(500));
-        let pid = running.child.id();
-        let before = cost(tool, pid);
-        sleep(cfg.sizes.idle);
-        let after = cost(tool, pid);
-        record(name, "idle_cpu_ticks", (after.0 - before.0.min(after.0)).to_string());
-        record(name, "idle_ctx_switches", (after.1 - before.1.min(after.1)).to_string());
-        drop(running);
-
-        // Burst.
-        let (a, b) = fresh_pair(&cfg, "burst", tool);
-        let running = start(&cfg, tool, &a, &b);
-        if ready(&a, &b, ready_limit) {
-            let n = cfg.sizes.burst_files;
-            let start_at = Instant::now();
-            for i in 0..n {
-                fs::write(a.join(format!("burst{i:05}")), format!("burst file {i}")).unwrap();
-            }
-            let limit = Duration::from_secs(if quick { 60 } else { 300 });
-            let done = wait_until(limit, || count_complete(&b, n) == n).map(|_| start_at.elapsed());
-            let intact = (0..n).all(|i| {
-                fs::read(b.join(format!("burst{i:05}"))).map(|c| c == format!("burst file {i}").as_bytes()).unwrap_or(false)
-            });
-            record(name, "burst_s", match done {
-                Some(d) if intact => format!("{:.3}", d.as_secs_f64()),
-                Some(_) => "n/a (content differs)".into(),
-                None => "n/a (timeout)".into(),
-            });
-        } else {
-            record(name, "burst_s", "n/a (never ready)".into());
-        }
-        drop(running);
-
-        // Large file.
-        let (a, b) = fresh_pair(&cfg, "large", tool);
-        let running = start(&cfg, tool, &a, &b);
-        if ready(&a, &b, ready_limit) {
-            let content: Vec<u8> = (0..cfg.sizes.large_bytes).map(|i| (i % 253) as u8).collect();
-            let staged = cfg.work.join(format!("large-src-{}", name.replace('+', "-")));
-            fs::write(&staged, &content).unwrap();
-            let cp_start = Instant::now();
-            let status = Command::new("cp").arg(&staged).arg(cfg.work.join("large-cp")).status().unwrap();
-            let cp_time = cp_start.elapsed();
-            assert!(status.success());
-            fs::remove_file(cfg.work.join("large-cp")).unwrap();
-            // The file appears in A by a rename, closed and complete.
-            let start_at = Instant::now();
-            fs::rename(&staged, a.join("large")).unwrap();
-            let len = content.len() as u64;
-            let limit = Duration::from_secs(if quick { 60 } else { 300 });
-            let done = wait_until(limit, || fs::metadata(b.join("large")).map(|m| m.len() == len).unwrap_or(false));
-            let secs = done.map(|_| start_at.elapsed().as_secs_f64());
-            let intact = done.is_some() && fs::read(b.join("large")).map(|c| c == content).unwrap_or(false);
-            let mib = len as f64 / (1 << 20) as f64;
-            record(name, "large_cp_mib_s", format!("{:.1}", mib / cp_time.as_secs_f64()));
-            record(name, "large_mib_s", match secs {
-                Some(s) if intact => format!("{:.1}", mib / s),
-                Some(_) => "n/a (content differs)".into(),
-                None => "n/a (timeout)".into(),
-            });
-        } else {
-            record(name, "large_mib_s", "n/a (never ready)".into());
-        }
-        drop(running);
-
-        // Scale: one change in a directory of many files versus an empty one
-        // (each the root of its own pair, which every tool can watch).
-        let mut medians = Vec::new();
-        for files in [0, cfg.sizes.scale_files] {
-            let (a, b) = fresh_pair(&cfg, &format!("scale{files}"), tool);
-            for i in 0..files {
-                fs::write(a.join(format!("e{i:06}")), b"").unwrap();
-            }
-            if files > 0 {
-                let status = Command::new("cp").arg("-a").arg(format!("{}/.", a.display())).arg(&b).status().unwrap();
-                assert!(status.success());
-            }
-            let running = start(&cfg, tool, &a, &b);
-            if !ready(&a, &b, ready_limit) {
-                medians.push(None);
-                continue;
-            }
-            let mut times: Vec<Duration> = (0..5)
-                .filter_map(|i| {
-                    let target = b.join(format!("change{i}"));
-                    let start_at = Instant::now();
-                    fs::write(a.join(format!("change{i}")), b"changed").unwrap();
-                    wait_until(Duration::from_secs(60), || fs::read(&target).map(|c| c == b"changed").unwrap_or(false))
-                        .map(|_| start_at.elapsed())
-                })
-                .collect();
-            times.sort();
-            medians.push(times.get(times.len() / 2).copied());
-            drop(running);
-            let _ = fs::remove_dir_all(a.parent().unwrap());
-        }
-        match (medians[0], medians[1]) {
-            (Some(e), Some(g)) => {
+        println!("bench: {name} from {:.0} s", started.elapsed().as_secs_f64());
+        latency_and_idle(&cfg, tool, &mut record);
+        burst(&cfg, tool, &mut record);
+        large_file(&cfg, tool, &mut record);
+        let empty = fresh_pair(&cfg, "scale-empty", tool);
+        let medians = [one_change(&cfg, tool, &empty), one_change(&cfg, tool, &big)];
+        match medians {
+            [Some(e), Some(g)] => {
                 record(name, "scale_empty_ms", ms(e));
                 record(name, "scale_big_ms", ms(g));
                 record(name, "scale_ratio", format!("{:.2}", g.as_secs_f64() / e.as_secs_f64()));
             }
-            _ => record(name, "scale_ratio", "n/a (timeout or never ready)".into()),
+            _ => record(name, "scale_ratio", format!("n/a (not within {} s)", cfg.sizes.workload.as_secs())),
         }
         let _ = fs::remove_dir_all(&cfg.work);
         fs::create_dir_all(&cfg.work).unwrap();
     }
-    println!("bench: done");
+    let _ = fs::remove_dir_all(big.0.parent().unwrap());
+    println!("bench: done in {:.0} s", started.elapsed().as_secs_f64());
+}
+
+type Record<'a> = dyn FnMut(&str, &str, String) + 'a;
+
+/// Starts `tool` on a pair; `None` if it never starts mirroring.
+fn start_ready(cfg: &Config, tool: Tool, (a, b): &(PathBuf, PathBuf)) -> Option<Running> {
+    let running = start(cfg, tool, a, b);
+    ready(a, b, cfg.sizes.ready).then_some(running)
+}
+
+fn never_ready(cfg: &Config) -> String {
+    format!("n/a (not mirroring within {} s)", cfg.sizes.ready.as_secs())
+}
+
+fn latency_and_idle(cfg: &Config, tool: Tool, record: &mut Record) {
+    let name = tool.name();
+    let pair = fresh_pair(cfg, "latency", tool);
+    let Some(running) = start_ready(cfg, tool, &pair) else {
+        record(name, "latency", never_ready(cfg));
+        return;
+    };
+    let samples = latency_run(&pair.0, &pair.1, cfg.sizes.latency_files, cfg.sizes.workload);
+    let lost = samples.iter().filter(|s| s.is_none()).count();
+    let mut sorted: Vec<Duration> = samples.iter().flatten().copied().collect();
+    fs::write(cfg.out.join(format!("latency-{name}.tsv")), sorted.iter().map(|d| ms(*d) + "\n").collect::<String>())
+        .unwrap();
+    sorted.sort();
+    if let Some(max) = sorted.last() {
+        let q = |p: usize| sorted[(sorted.len() * p / 100).min(sorted.len() - 1)];
+        for (label, p) in [("p50", 50), ("p90", 90), ("p99", 99)] {
+            record(name, &format!("latency_{label}_ms"), ms(q(p)));
+        }
+        record(name, "latency_max_ms", ms(*max));
+    }
+    record(name, "latency_lost", lost.to_string());
+
+    // Idle cost, right after the latency run, with nothing changing.
+    sleep(Duration::from_millis(500));
+    let pid = running.child.id();
+    let before = cost(tool, pid);
+    sleep(cfg.sizes.idle);
+    let after = cost(tool, pid);
+    record(name, "idle_cpu_ticks", (after.0 - before.0.min(after.0)).to_string());
+    record(name, "idle_ctx_switches", (after.1 - before.1.min(after.1)).to_string());
+}
+
+fn burst(cfg: &Config, tool: Tool, record: &mut Record) {
+    let name = tool.name();
+    let pair = fresh_pair(cfg, "burst", tool);
+    let Some(_running) = start_ready(cfg, tool, &pair) else {
+        record(name, "burst_s", never_ready(cfg));
+        return;
+    };
+    let (a, b) = &pair;
+    let n = cfg.sizes.burst_files;
+    let start_at = Instant::now();
+    for i in 0..n {
+        fs::write(a.join(format!("burst{i:05}")), format!("burst file {i}")).unwrap();
+    }
+    let done = wait_until(cfg.sizes.workload, || count_complete(b, n) == n).map(|_| start_at.elapsed());
+    let intact = (0..n).all(|i| {
+        fs::read(b.join(format!("burst{i:05}"))).map(|c| c == format!("burst file {i}").as_bytes()).unwrap_or(false)
+    });
+    record(
+        name,
+        "burst_s",
+        match done {
+            Some(d) if intact => format!("{:.3}", d.as_secs_f64()),
+            Some(_) => "n/a (content differs)".into(),
+            None => format!("n/a ({} of {n} in {} s)", count_complete(b, n), cfg.sizes.workload.as_secs()),
+        },
+    );
+}
+
+fn large_file(cfg: &Config, tool: Tool, record: &mut Record) {
+    let name = tool.name();
+    let pair = fresh_pair(cfg, "large", tool);
+    let Some(_running) = start_ready(cfg, tool, &pair) else {
+        record(name, "large_mib_s", never_ready(cfg));
+        return;
+    };
+    let (a, b) = &pair;
+    let content: Vec<u8> = (0..cfg.sizes.large_bytes).map(|i| (i % 253) as u8).collect();
+    let staged = cfg.work.join(format!("large-src-{}", name.replace('+', "-")));
+    fs::write(&staged, &content).unwrap();
+    let cp_start = Instant::now();
+    let status = Command::new("cp").arg(&staged).arg(cfg.work.join("large-cp")).status().unwrap();
+    let cp_time = cp_start.elapsed();
+    assert!(status.success());
+    fs::remove_file(cfg.work.join("large-cp")).unwrap();
+    // The file appears in A by a rename, closed and complete.
+    let start_at = Instant::now();
+    fs::rename(&staged, a.join("large")).unwrap();
+    let len = content.len() as u64;
+    let done =
+        wait_until(cfg.sizes.workload, || fs::metadata(b.join("large")).map(|m| m.len() == len).unwrap_or(false));
+    let secs = done.map(|_| start_at.elapsed().as_secs_f64());
+    let intact = done.is_some() && fs::read(b.join("large")).map(|c| c == content).unwrap_or(false);
+    let mib = len as f64 / (1 << 20) as f64;
+    record(name, "large_cp_mib_s", format!("{:.1}", mib / cp_time.as_secs_f64()));
+    record(
+        name,
+        "large_mib_s",
+        match secs {
+            Some(s) if intact => format!("{:.1}", mib / s),
+            Some(_) => "n/a (content differs)".into(),
+            None => format!("n/a (not within {} s)", cfg.sizes.workload.as_secs()),
+        },
+    );
+}
+
+/// A pair whose sides both hold `files` empty files, built once for all
+/// tools: building it takes longer than most workloads under emulation.
+fn scale_tree(base: &Path, files: usize) -> (PathBuf, PathBuf) {
+    let _ = fs::remove_dir_all(base);
+    let (a, b) = (base.join("a"), base.join("b"));
+    fs::create_dir_all(&a).unwrap();
+    for i in 0..files {
+        fs::write(a.join(format!("e{i:06}")), b"").unwrap();
+    }
+    let status = Command::new("cp").arg("-a").arg(&a).arg(&b).status().unwrap();
+    assert!(status.success());
+    (a, b)
+}
+
+/// The median time for one new file in A to arrive in B, over five, with
+/// `tool` started on the pair; the pair is left as it was found.
+fn one_change(cfg: &Config, tool: Tool, pair: &(PathBuf, PathBuf)) -> Option<Duration> {
+    let running = start_ready(cfg, tool, pair);
+    let (a, b) = pair;
+    let mut times = Vec::new();
+    if running.is_some() {
+        let deadline = Instant::now() + cfg.sizes.workload;
+        for i in 0..5 {
+            let target = b.join(format!("change{i}"));
+            let start_at = Instant::now();
+            fs::write(a.join(format!("change{i}")), b"changed").unwrap();
+            let left = deadline.saturating_duration_since(Instant::now());
+            match wait_until(left, || fs::read(&target).map(|c| c == b"changed").unwrap_or(false)) {
+                Some(_) => times.push(start_at.elapsed()),
+                None => break,
+            }
+        }
+    }
+    drop(running);
+    for side in [a, b] {
+        for entry in fs::read_dir(side).unwrap().filter_map(Result::ok) {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if !file.starts_with('e') {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    times.sort();
+    (times.len() == 5).then(|| times[2])
 }

@@ -27,11 +27,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     catch_stop_signals();
-    eprintln!(
-        "real-time-sync: mirroring {} <-> {} (Ctrl-C stops)",
-        dir_a.to_string_lossy(),
-        dir_b.to_string_lossy()
-    );
+    eprintln!("real-time-sync: mirroring {} <-> {} (Ctrl-C stops)", dir_a.to_string_lossy(), dir_b.to_string_lossy());
     match realtimesync::real_time_sync(dir_a, dir_b) {
         Ok(()) => {
             eprintln!("real-time-sync: stopped");

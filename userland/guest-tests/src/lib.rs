@@ -9,6 +9,7 @@ use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,11 +25,7 @@ impl Scratch {
     pub fn new(name: &str) -> Scratch {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
         let base = std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-        let root = base.join(format!(
-            "{name}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let root = base.join(format!("{name}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
         fs::create_dir_all(&root).expect("create scratch dir");
         Scratch { root }
     }
@@ -249,8 +246,9 @@ impl Syncer {
 /// How long the tests wait for a change to arrive (TCG guests are slow).
 pub const ARRIVAL: Duration = Duration::from_secs(20);
 
-/// Every file and directory below `root` with its content (files), target
-/// (symlinks) or nothing (directories), relative to `root`, sorted.
+/// Every file and directory below `root` with its permission bits and
+/// content (files), target (symlinks) or permission bits (directories),
+/// relative to `root`, sorted.
 pub fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -262,14 +260,15 @@ pub fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             let path = entry.path();
             let rel = path.strip_prefix(root).unwrap().to_path_buf();
             let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            let mode = format!("{:o} ", meta.permissions().mode() & 0o7777).into_bytes();
             if meta.is_dir() {
-                out.push((rel, b"<dir>".to_vec()));
+                out.push((rel, [&mode[..], b"<dir>"].concat()));
                 stack.push(path);
             } else if meta.file_type().is_symlink() {
                 let target = fs::read_link(&path).map(|t| t.as_os_str().as_bytes().to_vec()).unwrap_or_default();
                 out.push((rel, target));
             } else {
-                out.push((rel, fs::read(&path).unwrap_or_default()));
+                out.push((rel, [mode, fs::read(&path).unwrap_or_default()].concat()));
             }
         }
     }

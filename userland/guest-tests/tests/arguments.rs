@@ -39,9 +39,8 @@ fn null_pointer_is_efault() {
 fn unmapped_pointer_is_efault() {
     let (s, good) = setup("efault-unmapped");
     // SAFETY: a fresh PROT_NONE mapping: any access from user space faults.
-    let page = unsafe {
-        libc::mmap(ptr::null_mut(), 4096, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
-    };
+    let page =
+        unsafe { libc::mmap(ptr::null_mut(), 4096, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
     assert_ne!(page, libc::MAP_FAILED);
     both_ways(&s, &good, page as *const libc::c_char, libc::EFAULT);
     // Past the end of the address space user space can reach.

@@ -1,15 +1,14 @@
 //! Live two-way mirroring: the engine of the sync (issue "The sync engine").
 
-use guest_tests::{arrives, assert_mirrored, assert_no_temp_names, eventually, gone, ino, pair, Scratch, Syncer, ARRIVAL};
+use guest_tests::{
+    arrives, assert_mirrored, assert_no_temp_names, eventually, gone, ino, pair, Scratch, Syncer, ARRIVAL,
+};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-
-
-
 
 #[test]
 fn create_modify_delete_in_both_directions() {
@@ -135,7 +134,8 @@ fn a_64mib_file_arrives_intact() {
     let content = big_content(64 << 20);
     s.file("a/big", &content);
     assert!(
-        eventually(Duration::from_secs(120), || fs::metadata(b.join("big")).map(|m| m.len()).unwrap_or(0) == content.len() as u64),
+        eventually(Duration::from_secs(120), || fs::metadata(b.join("big")).map(|m| m.len()).unwrap_or(0)
+            == content.len() as u64),
         "the large file did not arrive"
     );
     assert!(fs::read(b.join("big")).unwrap() == content, "content differs");
@@ -190,9 +190,8 @@ fn a_directory_in_a_live_pair_is_ebusy() {
 #[test]
 fn the_129th_concurrent_call_of_a_user_is_emfile() {
     let s = Scratch::new("emfile");
-    let syncers: Vec<Syncer> = (0..128)
-        .map(|i| Syncer::start(&s.dir(&format!("a{i}")), &s.dir(&format!("b{i}"))))
-        .collect();
+    let syncers: Vec<Syncer> =
+        (0..128).map(|i| Syncer::start(&s.dir(&format!("a{i}")), &s.dir(&format!("b{i}")))).collect();
     let (x, y) = (guest_tests::cstr(&s.dir("x")), guest_tests::cstr(&s.dir("y")));
     assert_eq!(guest_tests::call_errno(x.as_ptr(), y.as_ptr()), libc::EMFILE);
     drop(syncers);

@@ -6,9 +6,6 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-
-
-
 #[test]
 fn nested_creates_five_levels_deep() {
     let (_s, a, b) = pair("nested");
@@ -141,13 +138,21 @@ fn both_sides_writing_one_name_keeps_both_versions() {
     sync.signal(libc::SIGCONT);
     assert!(arrives(&a.join("doc"), b"newer edit on b"), "the newer version did not win");
     let kept = |dir: &Path| {
-        fs::read_dir(dir).unwrap().filter_map(|e| {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with("doc.sync-conflict-").then(|| fs::read(e.path()).unwrap())
-        }).collect::<Vec<_>>()
+        fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with("doc.sync-conflict-").then(|| fs::read(e.path()).unwrap())
+            })
+            .collect::<Vec<_>>()
     };
-    assert!(eventually(ARRIVAL, || kept(&a) == vec![b"edit on a".to_vec()] && kept(&b) == kept(&a)), "a: {:?} b: {:?}", kept(&a), kept(&b));
+    assert!(
+        eventually(ARRIVAL, || kept(&a) == vec![b"edit on a".to_vec()] && kept(&b) == kept(&a)),
+        "a: {:?} b: {:?}",
+        kept(&a),
+        kept(&b)
+    );
     assert_mirrored(&a, &b);
     sync.stop();
 }

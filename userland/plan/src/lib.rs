@@ -1,10 +1,12 @@
 //! The kernel core's planner, compiled unchanged from the kernel tree so the
 //! decisions the sync thread makes are tested in seconds on the host.
 
+// Formatted by the kernel's rules (`make rustfmt`), not this workspace's.
+#[rustfmt::skip]
 #[path = "../../../kernel-rust/kernel/usac/plan.rs"]
 mod plan;
 
-pub use plan::*;
+pub use self::plan::*;
 
 #[cfg(test)]
 mod tests;

@@ -9,10 +9,10 @@ fn dir() -> Entry {
     Entry { kind: Kind::Dir, size: 0, mtime_ns: 0, mode: 0o755 }
 }
 
-const ON_A: Reason = Reason { changed_a: true, changed_b: false, rescan: false, closed: false };
-const ON_B: Reason = Reason { changed_a: false, changed_b: true, rescan: false, closed: false };
-const BOTH: Reason = Reason { changed_a: true, changed_b: true, rescan: false, closed: false };
-const SCAN: Reason = Reason { changed_a: false, changed_b: false, rescan: true, closed: false };
+const ON_A: Reason = Reason { changed_a: true, changed_b: false, rescan: false, closed: false, moved_in: false };
+const ON_B: Reason = Reason { changed_a: false, changed_b: true, rescan: false, closed: false, moved_in: false };
+const BOTH: Reason = Reason { changed_a: true, changed_b: true, rescan: false, closed: false, moved_in: false };
+const SCAN: Reason = Reason { changed_a: false, changed_b: false, rescan: true, closed: false, moved_in: false };
 
 #[test]
 fn new_file_is_copied_to_the_other_side() {
@@ -49,12 +49,19 @@ fn our_own_copy_coming_back_is_no_work() {
 }
 
 #[test]
-fn a_close_after_writing_is_copied_even_within_one_timestamp_tick() {
+fn a_close_after_writing_is_compared_byte_for_byte_within_one_timestamp_tick() {
     // Two writes of the same size in one tick look alike by size and mtime.
     let closed_on_a = Reason { closed: true, ..ON_A };
-    assert_eq!(decide(Some(file(4, 7)), Some(file(4, 7)), closed_on_a), Action::Copy { from: Side::A });
+    assert_eq!(decide(Some(file(4, 7)), Some(file(4, 7)), closed_on_a), Action::CopyUnlessSame { from: Side::A });
     // A scan has no such knowledge: equal by size and mtime is in sync.
     assert_eq!(decide(Some(file(4, 7)), Some(file(4, 7)), Reason { closed: true, ..SCAN }), Action::Nothing);
+}
+
+#[test]
+fn a_file_renamed_over_a_lookalike_is_copied() {
+    // n1 renamed over n2 on A, both written in one tick with one size.
+    let moved_onto_a = Reason { moved_in: true, ..ON_A };
+    assert_eq!(decide(Some(file(3, 7)), Some(file(3, 7)), moved_onto_a), Action::CopyUnlessSame { from: Side::A });
 }
 
 #[test]
@@ -82,8 +89,24 @@ fn mode_only_change_copies_the_mode() {
 #[test]
 fn directories_are_made_and_scanned() {
     assert_eq!(decide(Some(dir()), None, ON_A), Action::MakeDir { on: Side::B });
-    assert_eq!(decide(Some(dir()), Some(dir()), SCAN), Action::ScanDir);
+    assert_eq!(decide(Some(dir()), Some(dir()), SCAN), Action::ScanDir { mode_from: None });
     assert_eq!(decide(Some(dir()), Some(dir()), ON_A), Action::Nothing);
+}
+
+#[test]
+fn directory_modes_are_mirrored() {
+    let private = Entry { mode: 0o700, ..dir() };
+    assert_eq!(decide(Some(private), Some(dir()), ON_A), Action::CopyMode { from: Side::A });
+    assert_eq!(decide(Some(private), Some(dir()), ON_B), Action::CopyMode { from: Side::B });
+    assert_eq!(decide(Some(dir()), Some(private), SCAN), Action::ScanDir { mode_from: Some(Side::A) });
+}
+
+#[test]
+fn writes_on_both_sides_within_one_tick_are_compared_byte_for_byte() {
+    let closed_on_both = Reason { closed: true, ..BOTH };
+    assert_eq!(decide(Some(file(3, 7)), Some(file(3, 7)), closed_on_both), Action::ConflictUnlessSame);
+    // Without a close on either side nothing was written.
+    assert_eq!(decide(Some(file(3, 7)), Some(file(3, 7)), BOTH), Action::Nothing);
 }
 
 #[test]
@@ -132,23 +155,33 @@ fn a_burst_on_one_name_is_one_piece_of_work() {
 
 fn entry() -> impl Strategy<Value = Option<Entry>> {
     let kind = prop_oneof![Just(Kind::File), Just(Kind::Dir), Just(Kind::Symlink), Just(Kind::Special)];
-    proptest::option::of((kind, 0u64..4, 0i64..4, prop_oneof![Just(0o644u32), Just(0o600)]).prop_map(
-        |(kind, size, mtime_ns, mode)| Entry { kind, size, mtime_ns, mode },
-    ))
+    proptest::option::of(
+        (kind, 0u64..4, 0i64..4, prop_oneof![Just(0o644u32), Just(0o600)])
+            .prop_map(|(kind, size, mtime_ns, mode)| Entry { kind, size, mtime_ns, mode }),
+    )
 }
 
 fn reason() -> impl Strategy<Value = Reason> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>())
-        .prop_map(|(changed_a, changed_b, rescan, closed)| Reason { changed_a, changed_b, rescan, closed })
+    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(changed_a, changed_b, rescan, closed, moved_in)| Reason { changed_a, changed_b, rescan, closed, moved_in },
+    )
 }
 
 /// Applies an action to a two-sided model and says whether it makes the
 /// sides agree (conflicts keep the loser elsewhere, so the name agrees).
 fn apply(a: Option<Entry>, b: Option<Entry>, action: Action) -> (Option<Entry>, Option<Entry>) {
     match action {
-        Action::Nothing | Action::Skip | Action::ScanDir => (a, b),
-        Action::Copy { from: Side::A } | Action::Conflict { winner: Side::A } => (a, a),
-        Action::Copy { from: Side::B } | Action::Conflict { winner: Side::B } => (b, b),
+        Action::Nothing | Action::Skip | Action::ScanDir { mode_from: None } => (a, b),
+        Action::ScanDir { mode_from: Some(Side::A) } => (a, a),
+        Action::ScanDir { mode_from: Some(Side::B) } => (b, b),
+        // The model has no bytes: equal or not, A's version holds the name.
+        Action::ConflictUnlessSame => (a, a),
+        Action::Copy { from: Side::A }
+        | Action::CopyUnlessSame { from: Side::A }
+        | Action::Conflict { winner: Side::A } => (a, a),
+        Action::Copy { from: Side::B }
+        | Action::CopyUnlessSame { from: Side::B }
+        | Action::Conflict { winner: Side::B } => (b, b),
         Action::MakeDir { on: Side::A } => (b, b),
         Action::MakeDir { on: Side::B } => (a, a),
         Action::Remove { .. } => (None, None),
@@ -160,7 +193,7 @@ fn apply(a: Option<Entry>, b: Option<Entry>, action: Action) -> (Option<Entry>, 
 fn agree(a: &Option<Entry>, b: &Option<Entry>) -> bool {
     match (a, b) {
         (None, None) => true,
-        (Some(x), Some(y)) => x.in_sync_with(y) && (x.kind == Kind::Dir || x.mode == y.mode),
+        (Some(x), Some(y)) => x.in_sync_with(y) && x.mode == y.mode,
         _ => false,
     }
 }
@@ -176,7 +209,7 @@ proptest! {
         // Agreeing sides need nothing more: no echo, no endless ping-pong.
         // (An event without a close: a close is always copied.)
         let again = decide(a2, b2, Reason { changed_a: true, ..Reason::default() });
-        prop_assert!(matches!(again, Action::Nothing | Action::ScanDir), "then {:?}", again);
+        prop_assert!(matches!(again, Action::Nothing | Action::ScanDir { mode_from: None }), "then {:?}", again);
     }
 
     #[test]

@@ -43,17 +43,13 @@ pub unsafe fn real_time_sync_raw(dir_a: *const c_char, dir_b: *const c_char) -> 
 }
 
 fn c_path(path: &OsStr) -> io::Result<CString> {
-    CString::new(path.as_bytes()).map_err(|_| {
-        io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte")
-    })
+    CString::new(path.as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
 /// What an error of the call means, in the words of its manual page.
 pub fn explain(err: &io::Error) -> &'static str {
     match err.raw_os_error() {
-        Some(libc::ENOSYS) => {
-            "this kernel has no real_time_sync(2): boot a kernel built with CONFIG_REAL_TIME_SYNC"
-        }
+        Some(libc::ENOSYS) => "this kernel has no real_time_sync(2): boot a kernel built with CONFIG_REAL_TIME_SYNC",
         Some(libc::EFAULT) => "a path points outside the process's memory",
         Some(libc::ENAMETOOLONG) => "a path is longer than PATH_MAX",
         Some(libc::ENOENT) => "a directory does not exist (or went away while mirroring)",
