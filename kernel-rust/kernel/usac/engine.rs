@@ -8,14 +8,14 @@ use crate::notify::{Change, EventSink, Group, Moved};
 use crate::path::DirPath;
 use crate::plan::{self, Action, Entry, Kind, Reason, Side};
 use crate::thread::{self, Thread};
-use crate::vfs::{self, Held};
+use crate::vfs::{self, Held, Target};
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use kernel::alloc::{
     flags::{GFP_KERNEL, GFP_NOWAIT},
     KBox, KVec,
 };
 use kernel::bindings;
-use kernel::error::code::{EAGAIN, EISDIR, ENOENT};
+use kernel::error::code::{EAGAIN, EEXIST, EISDIR, ENOENT};
 use kernel::ffi::{c_int, c_long, c_void};
 use kernel::prelude::*;
 use kernel::sync::{Arc, SpinLock};
@@ -495,8 +495,7 @@ impl Engine {
                 rel,
                 self.root(to),
                 &temp_rel,
-                src.mode,
-                src.mtime_ns,
+                src,
                 thread::should_stop,
             ),
             Kind::Symlink => {
@@ -506,28 +505,40 @@ impl Engine {
             }
             Kind::Dir | Kind::Special => Err(EISDIR),
         };
-        let placed = written.and_then(|()| {
-            // The user changed the destination meanwhile: keep their version;
-            // its own event brings the name back for another look.
-            if self.stat(to, rel)?.map(|s| s.1) != dst_now {
-                return Err(EAGAIN);
-            }
-            if matches!(
-                dst_now,
-                Some(Entry {
-                    kind: Kind::Dir,
-                    ..
-                })
-            ) {
-                self.remove_tree(to, rel)?;
-            }
-            vfs::rename_in(self.root(to), dir, &temp, name)
-        });
+        let placed = written.and_then(|()| self.place(to, dir, &temp, name, rel, dst_now));
         if placed.is_err() {
             // Never leave a temporary name behind.
             let _ = vfs::unlink(self.root(to), &temp_rel);
         }
         placed
+    }
+
+    /// Renames the copy `temp` over `name` on side `to`, unless the user
+    /// changed what is there since it was `dst_now`: then `EAGAIN`, and the
+    /// user's version stays; its own event brings the name back.
+    fn place(
+        &self,
+        to: Side,
+        dir: &[u8],
+        temp: &[u8],
+        name: &[u8],
+        rel: &[u8],
+        dst_now: Option<Entry>,
+    ) -> Result {
+        let Some(dst) = dst_now else {
+            // Nothing was there: the rename itself checks it stays so.
+            return match vfs::rename_in(self.root(to), dir, temp, name, Target::MustNotExist) {
+                Err(e) if e == EEXIST => Err(EAGAIN),
+                other => other,
+            };
+        };
+        if self.stat(to, rel)?.map(|s| s.1) != Some(dst) {
+            return Err(EAGAIN);
+        }
+        if dst.kind == Kind::Dir {
+            self.remove_tree(to, rel)?;
+        }
+        vfs::rename_in(self.root(to), dir, temp, name, Target::Replace)
     }
 
     /// Both sides changed `rel`: the loser's version moves aside under a
@@ -537,7 +548,7 @@ impl Engine {
         let loser = winner.other();
         let (dir, name) = vfs::split(rel);
         let aside = self.free_conflict_name(dir, name, lost)?;
-        vfs::rename_in(self.root(loser), dir, name, &aside)?;
+        vfs::rename_in(self.root(loser), dir, name, &aside, Target::MustNotExist)?;
         // The loser's version first: once moved aside it has no event left
         // that would bring it over.
         let aside_rel = vfs::join(dir, &aside)?;
@@ -834,6 +845,8 @@ fn raced(err: Error) -> bool {
         bindings::EEXIST,
         bindings::ENOTDIR,
         bindings::EISDIR,
+        // A file replaced by a symlink while it was opened without following.
+        bindings::ELOOP,
     ]
     .contains(&errno)
 }

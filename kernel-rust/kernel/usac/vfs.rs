@@ -18,19 +18,46 @@ use kernel::ffi::{c_char, c_int, c_uint};
 /// Largest piece copied in one go: the stop check runs between pieces.
 const COPY_CHUNK: usize = 4 << 20;
 
-/// A NUL-terminated copy of a relative path for the C API.
-fn c_path(rel: &[u8]) -> Result<KVec<u8>> {
-    if rel.len() >= bindings::PATH_MAX as usize {
-        return Err(Error::from_errno(-(bindings::ENAMETOOLONG as c_int)));
+/// Paths shorter than this are made NUL-terminated on the stack: a burst
+/// of small files does several lookups per file, and an allocation each
+/// shows.
+const SHORT_PATH: usize = 128;
+
+/// A relative path, NUL-terminated for the C API (`.` for the root itself).
+struct CPath {
+    short: [u8; SHORT_PATH],
+    long: KVec<u8>,
+}
+
+impl CPath {
+    fn new(rel: &[u8]) -> Result<Self> {
+        if rel.len() >= bindings::PATH_MAX as usize {
+            return Err(Error::from_errno(-(bindings::ENAMETOOLONG as c_int)));
+        }
+        let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
+        let mut path = Self {
+            short: [0; SHORT_PATH],
+            long: KVec::new(),
+        };
+        if rel.len() < SHORT_PATH {
+            // The zeroes after it terminate it.
+            path.short[..rel.len()].copy_from_slice(rel);
+        } else {
+            path.long = KVec::with_capacity(rel.len() + 1, GFP_KERNEL)?;
+            path.long.extend_from_slice(rel, GFP_KERNEL)?;
+            path.long.push(0, GFP_KERNEL)?;
+        }
+        Ok(path)
     }
-    let mut out = KVec::with_capacity(rel.len() + 2, GFP_KERNEL)?;
-    if rel.is_empty() {
-        out.push(b'.', GFP_KERNEL)?;
-    } else {
-        out.extend_from_slice(rel, GFP_KERNEL)?;
+
+    fn as_ptr(&self) -> *const c_char {
+        let bytes = if self.long.is_empty() {
+            self.short.as_ptr()
+        } else {
+            self.long.as_ptr()
+        };
+        bytes.cast()
     }
-    out.push(0, GFP_KERNEL)?;
-    Ok(out)
 }
 
 /// A referenced entry (`struct path`) under one of the roots.
@@ -102,7 +129,7 @@ impl Held {
 /// Looks `rel` up below `root` without following a final symlink; `None`
 /// when it does not exist (or a parent is no directory any more).
 pub(crate) fn lookup(root: &DirPath, rel: &[u8]) -> Result<Option<Held>> {
-    let name = c_path(rel)?;
+    let name = CPath::new(rel)?;
     let mut path = bindings::path {
         mnt: core::ptr::null_mut(),
         dentry: core::ptr::null_mut(),
@@ -110,15 +137,8 @@ pub(crate) fn lookup(root: &DirPath, rel: &[u8]) -> Result<Option<Held>> {
     let root = root.raw();
     // SAFETY: `root` is referenced by `DirPath`; `name` is NUL-terminated;
     // `path` receives references only on success.
-    let ret = unsafe {
-        bindings::vfs_path_lookup(
-            root.dentry,
-            root.mnt,
-            name.as_ptr().cast::<c_char>(),
-            0,
-            &mut path,
-        )
-    };
+    let ret =
+        unsafe { bindings::vfs_path_lookup(root.dentry, root.mnt, name.as_ptr(), 0, &mut path) };
     match to_result(ret) {
         // INVARIANT: a successful lookup without LOOKUP_CREATE returns a
         // referenced, positive dentry.
@@ -146,12 +166,12 @@ impl Drop for OpenFile {
 
 impl OpenFile {
     fn open(root: &DirPath, rel: &[u8], flags: u32, mode: u32) -> Result<Self> {
-        let name = c_path(rel)?;
+        let name = CPath::new(rel)?;
         // SAFETY: `root` is referenced; `name` is NUL-terminated.
         let file = from_err_ptr(unsafe {
             bindings::file_open_root(
                 root.raw(),
-                name.as_ptr().cast::<c_char>(),
+                name.as_ptr(),
                 (flags | bindings::O_LARGEFILE | bindings::O_NOFOLLOW) as c_int,
                 mode as bindings::umode_t,
             )
@@ -431,8 +451,24 @@ pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: u32) -> Result {
     })
 }
 
-/// Renames `from` to `to`, both in the directory `dir`, replacing `to`.
-pub(crate) fn rename_in(root: &DirPath, dir: &[u8], from: &[u8], to: &[u8]) -> Result {
+/// What a rename does to an existing target.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// Replace it.
+    Replace,
+    /// Fail with `EEXIST` if there is one (`RENAME_NOREPLACE`): checked
+    /// under the directory's lock, so nobody slips a file in between.
+    MustNotExist,
+}
+
+/// Renames `from` to `to`, both in the directory `dir`.
+pub(crate) fn rename_in(
+    root: &DirPath,
+    dir: &[u8],
+    from: &[u8],
+    to: &[u8],
+    target: Target,
+) -> Result {
     let parent = lookup(root, dir)?.ok_or(ENOENT)?;
     let _write = MountWrite::get(parent.0.mnt)?;
     let locked = LockedParent::lock(&parent);
@@ -449,7 +485,10 @@ pub(crate) fn rename_in(root: &DirPath, dir: &[u8], from: &[u8], to: &[u8]) -> R
         new_dir: locked.dir_inode(),
         new_dentry: new.0,
         delegated_inode: core::ptr::null_mut(),
-        flags: 0,
+        flags: match target {
+            Target::Replace => 0,
+            Target::MustNotExist => bindings::RENAME_NOREPLACE,
+        },
     };
     // SAFETY: both dentries were looked up under the parent's lock, which
     // is what `lock_rename` takes for a rename within one directory.
@@ -592,16 +631,19 @@ pub(crate) fn chmod(root: &DirPath, rel: &[u8], mode: u32) -> Result {
     to_result(ret)
 }
 
-/// Copies the regular file `src_rel` below `src` into the new file
-/// `dst_rel` below `dst` (created exclusively), with `mode` and the source's
-/// `mtime_ns`. Stops with `EINTR` when `stop()` turns true between chunks.
+/// Copies the regular file `src_rel` below `src`, as `seen` when it was
+/// looked at, into the new file `dst_rel` below `dst` (created exclusively),
+/// with the permission bits and mtime of `seen`. Stops with `EINTR` when
+/// `stop()` turns true between chunks.
+///
+/// A file that grew since is copied as it was: its writer's close brings
+/// it back. Not asking for more saves a call per small file.
 pub(crate) fn copy_file(
     src: &DirPath,
     src_rel: &[u8],
     dst: &DirPath,
     dst_rel: &[u8],
-    mode: u32,
-    mtime_ns: i64,
+    seen: &Entry,
     stop: impl Fn() -> bool,
 ) -> Result {
     let from = OpenFile::open(src, src_rel, bindings::O_RDONLY, 0)?;
@@ -613,13 +655,13 @@ pub(crate) fn copy_file(
     )?;
     let mut pos: i64 = 0;
     let mut splice = 0;
-    loop {
+    while (pos as u64) < seen.size {
         if stop() {
             return Err(EINTR);
         }
+        let chunk = (seen.size - pos as u64).min(COPY_CHUNK as u64) as usize;
         // SAFETY: both files are open, for reading and for writing.
-        let n =
-            unsafe { bindings::vfs_copy_file_range(from.0, pos, to.0, pos, COPY_CHUNK, splice) };
+        let n = unsafe { bindings::vfs_copy_file_range(from.0, pos, to.0, pos, chunk, splice) };
         if n < 0 {
             let err = Error::from_errno(n as c_int);
             // Across file systems, or where no offload exists: splice.
@@ -635,7 +677,7 @@ pub(crate) fn copy_file(
         }
         pos += n as i64;
     }
-    set_attrs(&to, mode, mtime_ns)
+    set_attrs(&to, seen.mode, seen.mtime_ns)
 }
 
 /// Bytes compared at a time by [`same_content`].
@@ -684,19 +726,14 @@ pub(crate) fn wait_for_renames_in(root: &DirPath, rel: &[u8]) -> Result {
 /// Creates the symlink `rel` pointing to `target`.
 pub(crate) fn symlink(root: &DirPath, rel: &[u8], target: &[u8]) -> Result {
     let (parent, name) = parent_of(root, rel)?;
-    let target = c_path(target)?;
+    let target = CPath::new(target)?;
     let _write = MountWrite::get(parent.0.mnt)?;
     let locked = LockedParent::lock(&parent);
     let child = locked.child(name)?;
     // SAFETY: parent locked, child looked up under it; `target` is
     // NUL-terminated.
     to_result(unsafe {
-        bindings::vfs_symlink(
-            parent.idmap(),
-            locked.dir_inode(),
-            child.0,
-            target.as_ptr().cast::<c_char>(),
-        )
+        bindings::vfs_symlink(parent.idmap(), locked.dir_inode(), child.0, target.as_ptr())
     })
 }
 

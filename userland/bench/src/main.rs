@@ -2,7 +2,7 @@
 //! user-space syncers people use, in one guest session, and writes raw
 //! results for `scripts/bench-report` (tab-separated, one file per kind).
 //!
-//! Usage: rts-bench --out DIR --cli PATH --lean PATH [--quick]
+//! Usage: rts-bench --out DIR --cli PATH --lean PATH [--quick] [--tools ours,lean,...]
 
 use inotify::{Inotify, WatchMask};
 use std::collections::HashMap;
@@ -259,16 +259,24 @@ fn count_complete(b: &Path, expect: usize) -> usize {
         .min(expect)
 }
 
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+/// Checks `cond` every `every` until it holds or `limit` passed.
+fn wait_until(limit: Duration, every: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
     while start.elapsed() < limit {
         if cond() {
             return Some(start.elapsed());
         }
-        sleep(Duration::from_millis(2));
+        sleep(every);
     }
     None
 }
+
+/// How often a cheap arrival check (one stat or read) runs.
+const QUICK_CHECK: Duration = Duration::from_millis(2);
+
+/// How often the burst's arrival check runs: it lists B, which holds B's
+/// directory lock and would slow down every syncer's renames into B.
+const LISTING_CHECK: Duration = Duration::from_millis(50);
 
 /// CPU time (ticks) and context switches of the tool's processes; for ours,
 /// of the sync kernel thread.
@@ -325,8 +333,8 @@ fn main() {
             large_bytes: 256 << 20,
             scale_files: 100_000,
             idle: Duration::from_secs(10),
-            ready: Duration::from_secs(90),
-            workload: Duration::from_secs(90),
+            ready: Duration::from_secs(60),
+            workload: Duration::from_secs(60),
         }
     };
     let cfg = Config {
@@ -349,9 +357,19 @@ fn main() {
     record("floor", "latency_p50_ms", ms(sorted[sorted.len() / 2]));
     fs::write(cfg.out.join("latency-floor.tsv"), floor.iter().map(|d| ms(*d) + "\n").collect::<String>()).unwrap();
 
-    let big = scale_tree(&std::env::temp_dir().join("rts-scale"), cfg.sizes.scale_files);
+    // A subset of the tools, to look at one closely: --tools ours,lean
+    let tools: Vec<Tool> = match args.iter().position(|a| a == "--tools").and_then(|i| args.get(i + 1)) {
+        Some(list) => TOOLS.into_iter().filter(|t| list.split(',').any(|n| n == t.name())).collect(),
+        None => TOOLS.to_vec(),
+    };
     let started = Instant::now();
-    for tool in TOOLS {
+    let big = scale_tree(&std::env::temp_dir().join("rts-scale"), cfg.sizes.scale_files);
+    println!(
+        "bench: {} files for the scale workload in {:.0} s",
+        cfg.sizes.scale_files,
+        started.elapsed().as_secs_f64()
+    );
+    for tool in tools {
         let name = tool.name();
         println!("bench: {name} from {:.0} s", started.elapsed().as_secs_f64());
         latency_and_idle(&cfg, tool, &mut record);
@@ -431,7 +449,7 @@ fn burst(cfg: &Config, tool: Tool, record: &mut Record) {
     for i in 0..n {
         fs::write(a.join(format!("burst{i:05}")), format!("burst file {i}")).unwrap();
     }
-    let done = wait_until(cfg.sizes.workload, || count_complete(b, n) == n).map(|_| start_at.elapsed());
+    let done = wait_until(cfg.sizes.workload, LISTING_CHECK, || count_complete(b, n) == n).map(|_| start_at.elapsed());
     let intact = (0..n).all(|i| {
         fs::read(b.join(format!("burst{i:05}"))).map(|c| c == format!("burst file {i}").as_bytes()).unwrap_or(false)
     });
@@ -466,8 +484,9 @@ fn large_file(cfg: &Config, tool: Tool, record: &mut Record) {
     let start_at = Instant::now();
     fs::rename(&staged, a.join("large")).unwrap();
     let len = content.len() as u64;
-    let done =
-        wait_until(cfg.sizes.workload, || fs::metadata(b.join("large")).map(|m| m.len() == len).unwrap_or(false));
+    let done = wait_until(cfg.sizes.workload, QUICK_CHECK, || {
+        fs::metadata(b.join("large")).map(|m| m.len() == len).unwrap_or(false)
+    });
     let secs = done.map(|_| start_at.elapsed().as_secs_f64());
     let intact = done.is_some() && fs::read(b.join("large")).map(|c| c == content).unwrap_or(false);
     let mib = len as f64 / (1 << 20) as f64;
@@ -510,7 +529,7 @@ fn one_change(cfg: &Config, tool: Tool, pair: &(PathBuf, PathBuf)) -> Option<Dur
             let start_at = Instant::now();
             fs::write(a.join(format!("change{i}")), b"changed").unwrap();
             let left = deadline.saturating_duration_since(Instant::now());
-            match wait_until(left, || fs::read(&target).map(|c| c == b"changed").unwrap_or(false)) {
+            match wait_until(left, QUICK_CHECK, || fs::read(&target).map(|c| c == b"changed").unwrap_or(false)) {
                 Some(_) => times.push(start_at.elapsed()),
                 None => break,
             }

@@ -44,7 +44,9 @@ fn random_operation(rng: &mut Rng, side: &Path) -> String {
             let to = side.join(DIRS[rng.below(DIRS.len() as u64) as usize]).join(format!("n{}", rng.below(12)));
             fs::rename(&name, to)
         }
-        8 => fs::set_permissions(&name, fs::Permissions::from_mode(0o700 - rng.below(2) as u32 * 0o55)),
+        8 => {
+            fs::set_permissions(&name, fs::Permissions::from_mode([0o600, 0o644, 0o700, 0o755][rng.below(4) as usize]))
+        }
         _ => symlink(format!("t{}", rng.below(5)), &name),
     };
     format!("{op} {}", name.display())
