@@ -385,6 +385,11 @@ impl Engine {
 
     /// Brings one name to the same state on both sides.
     fn sync_name(&self, rel: &[u8], why: Reason, work: &mut KVec<Dirty>) -> Result {
+        if let Some(side) = why.created_on() {
+            if self.copy_new(side, rel)? {
+                return Ok(());
+            }
+        }
         let a = self.stat(Side::A, rel)?;
         let b = self.stat(Side::B, rel)?;
         // A file still open for writing is reported again on its close:
@@ -395,14 +400,15 @@ impl Engine {
             return Ok(());
         }
         let (ea, eb) = (a.as_ref().map(|s| s.1), b.as_ref().map(|s| s.1));
-        drop((a, b));
         let entry = |side| if side == Side::A { ea } else { eb };
+        // What was looked up is opened as is: no second lookup to copy it.
+        let held = |side| if side == Side::A { &a } else { &b }.as_ref().map(|s| &s.0);
         let done = match plan::decide(ea, eb, why) {
             Action::Nothing => Ok(()),
             Action::Skip => Err(kernel::error::code::EPERM),
             Action::Copy { from } => {
                 let src = entry(from).ok_or(ENOENT)?;
-                self.copy(from, rel, &src, entry(from.other()))
+                self.copy(from, rel, &src, held(from), entry(from.other()))
             }
             Action::MakeDir { on } => {
                 let src = entry(on.other()).ok_or(ENOENT)?;
@@ -437,7 +443,7 @@ impl Engine {
                     entry(from.other()).ok_or(ENOENT)?,
                 );
                 if !vfs::same_content(&self.a, &self.b, rel)? {
-                    self.copy(from, rel, &src, Some(dst))
+                    self.copy(from, rel, &src, held(from), Some(dst))
                 } else if src.mode != dst.mode {
                     vfs::chmod(self.root(from.other()), rel, src.mode)
                 } else {
@@ -463,6 +469,24 @@ impl Engine {
         }
     }
 
+    /// Copies a file just created and written on `from` to the other side
+    /// without looking there first. `Ok(false)` when the other side has the
+    /// name after all, or `from` no regular file: then the name takes the
+    /// full look.
+    fn copy_new(&self, from: Side, rel: &[u8]) -> Result<bool> {
+        let Some((held, src)) = self.stat(from, rel)? else {
+            return Ok(false);
+        };
+        if src.kind != Kind::File {
+            return Ok(false);
+        }
+        match self.copy(from, rel, &src, Some(&held), None) {
+            Ok(()) => Ok(true),
+            Err(e) if e == EAGAIN => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Mirrors the rename `from` -> `to` seen on `side` as a rename on the
     /// other side, when that side still holds what was renamed and nothing
     /// under the new name. Returns the kind of what it renamed; if it did
@@ -483,26 +507,33 @@ impl Engine {
     }
 
     /// Copies the file or symlink `rel` from `from` to the other side under a
-    /// temporary name, then renames it over the target.
-    fn copy(&self, from: Side, rel: &[u8], src: &Entry, dst_now: Option<Entry>) -> Result {
+    /// temporary name, then renames it over the target. `source` is `rel`
+    /// on `from` when the caller holds it already.
+    fn copy(
+        &self,
+        from: Side,
+        rel: &[u8],
+        src: &Entry,
+        source: Option<&Held>,
+        dst_now: Option<Entry>,
+    ) -> Result {
         let to = from.other();
         let (dir, name) = vfs::split(rel);
         let temp = plan::temp_name(self.temp_seq.fetch_add(1, Ordering::Relaxed));
         let temp_rel = vfs::join(dir, &temp)?;
-        let written = match src.kind {
-            Kind::File => vfs::copy_file(
-                self.root(from),
-                rel,
-                self.root(to),
-                &temp_rel,
-                src,
-                thread::should_stop,
-            ),
-            Kind::Symlink => {
-                let held = vfs::lookup(self.root(from), rel)?.ok_or(ENOENT)?;
-                let target = vfs::read_link(&held)?;
-                vfs::symlink(self.root(to), &temp_rel, &target)
+        let looked_up;
+        let source = match source {
+            Some(held) => held,
+            None => {
+                looked_up = vfs::lookup(self.root(from), rel)?.ok_or(ENOENT)?;
+                &looked_up
             }
+        };
+        let written = match src.kind {
+            Kind::File => {
+                vfs::copy_file(source, self.root(to), &temp_rel, src, thread::should_stop)
+            }
+            Kind::Symlink => vfs::symlink(self.root(to), &temp_rel, &vfs::read_link(source)?),
             Kind::Dir | Kind::Special => Err(EISDIR),
         };
         let placed = written.and_then(|()| self.place(to, dir, &temp, name, rel, dst_now));
@@ -552,8 +583,8 @@ impl Engine {
         // The loser's version first: once moved aside it has no event left
         // that would bring it over.
         let aside_rel = vfs::join(dir, &aside)?;
-        self.copy(loser, &aside_rel, lost, None)?;
-        self.copy(winner, rel, won, None)
+        self.copy(loser, &aside_rel, lost, None, None)?;
+        self.copy(winner, rel, won, None, None)
     }
 
     /// `NAME.sync-conflict-YYYYMMDD-HHMMSS`, with `-N` added when an
@@ -686,6 +717,7 @@ impl EventSink for Engine {
             rescan: how.dir_appeared,
             closed: how.closed,
             moved_in,
+            created: how.file_created,
         };
         // Never sleep here: the changing task may hold the directory lock.
         let path = join_nowait(dir, name);

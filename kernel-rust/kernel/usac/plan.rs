@@ -76,6 +76,8 @@ pub struct Reason {
     /// A rename put it here: what the name holds now may look like what
     /// it held before (same size, same timestamp tick) yet differ.
     pub moved_in: bool,
+    /// A regular file was created under the name.
+    pub created: bool,
 }
 
 impl Reason {
@@ -87,6 +89,21 @@ impl Reason {
             rescan: self.rescan || other.rescan,
             closed: self.closed || other.closed,
             moved_in: self.moved_in || other.moved_in,
+            created: self.created || other.created,
+        }
+    }
+
+    /// The side that created a file and closed it after writing, when
+    /// nothing else named it: the other side almost never has the name yet,
+    /// so the file may be copied over without looking there first, by a
+    /// rename that refuses to replace anything.
+    pub fn created_on(self) -> Option<Side> {
+        match (
+            self.created && self.closed && !self.rescan && !self.moved_in,
+            self.only_changed(),
+        ) {
+            (true, side) => side,
+            (false, _) => None,
         }
     }
 

@@ -129,6 +129,16 @@ impl Held {
 /// Looks `rel` up below `root` without following a final symlink; `None`
 /// when it does not exist (or a parent is no directory any more).
 pub(crate) fn lookup(root: &DirPath, rel: &[u8]) -> Result<Option<Held>> {
+    if rel.is_empty() {
+        // The root itself, the parent of most names: no walk needed.
+        let root = *root.raw();
+        // SAFETY: `root` is referenced by `DirPath`; this takes a reference
+        // of our own.
+        unsafe { bindings::path_get(&root) };
+        // INVARIANT: a positive dentry (a directory) and its mount, both
+        // referenced just above.
+        return Ok(Some(Held(root)));
+    }
     let name = CPath::new(rel)?;
     let mut path = bindings::path {
         mnt: core::ptr::null_mut(),
@@ -199,6 +209,29 @@ impl OpenFile {
             done += n as usize;
         }
         Ok(done)
+    }
+
+    /// Opens `held` for reading, after the permission check `open(2)`
+    /// makes: the lookup was done already.
+    fn open_for_reading(held: &Held) -> Result<Self> {
+        let mask = (bindings::MAY_OPEN | bindings::MAY_READ) as c_int;
+        // SAFETY: the path is referenced (type invariant of `Held`).
+        to_result(unsafe { bindings::path_permission(&held.0, mask) })?;
+        // SAFETY: the running task's credentials, referenced until the
+        // `put_cred` below; `dentry_open` takes its own reference for the file.
+        let cred = unsafe { bindings::get_current_cred() };
+        // SAFETY: the path is referenced; `cred` is valid.
+        let file = unsafe {
+            bindings::dentry_open(
+                &held.0,
+                (bindings::O_RDONLY | bindings::O_LARGEFILE) as c_int,
+                cred,
+            )
+        };
+        // SAFETY: the reference taken above.
+        unsafe { bindings::put_cred(cred) };
+        // INVARIANT: `dentry_open` returned an open file, or an error.
+        Ok(Self(from_err_ptr(file)?))
     }
 
     fn dentry(&self) -> *mut bindings::dentry {
@@ -631,22 +664,21 @@ pub(crate) fn chmod(root: &DirPath, rel: &[u8], mode: u32) -> Result {
     to_result(ret)
 }
 
-/// Copies the regular file `src_rel` below `src`, as `seen` when it was
-/// looked at, into the new file `dst_rel` below `dst` (created exclusively),
-/// with the permission bits and mtime of `seen`. Stops with `EINTR` when
-/// `stop()` turns true between chunks.
+/// Copies the regular file `src`, as `seen` when it was looked at, into the
+/// new file `dst_rel` below `dst` (created exclusively), with the
+/// permission bits and mtime of `seen`. Stops with `EINTR` when `stop()`
+/// turns true between chunks.
 ///
 /// A file that grew since is copied as it was: its writer's close brings
 /// it back. Not asking for more saves a call per small file.
 pub(crate) fn copy_file(
-    src: &DirPath,
-    src_rel: &[u8],
+    src: &Held,
     dst: &DirPath,
     dst_rel: &[u8],
     seen: &Entry,
     stop: impl Fn() -> bool,
 ) -> Result {
-    let from = OpenFile::open(src, src_rel, bindings::O_RDONLY, 0)?;
+    let from = OpenFile::open_for_reading(src)?;
     let to = OpenFile::open(
         dst,
         dst_rel,

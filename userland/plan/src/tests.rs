@@ -9,10 +9,14 @@ fn dir() -> Entry {
     Entry { kind: Kind::Dir, size: 0, mtime_ns: 0, mode: 0o755 }
 }
 
-const ON_A: Reason = Reason { changed_a: true, changed_b: false, rescan: false, closed: false, moved_in: false };
-const ON_B: Reason = Reason { changed_a: false, changed_b: true, rescan: false, closed: false, moved_in: false };
-const BOTH: Reason = Reason { changed_a: true, changed_b: true, rescan: false, closed: false, moved_in: false };
-const SCAN: Reason = Reason { changed_a: false, changed_b: false, rescan: true, closed: false, moved_in: false };
+const ON_A: Reason =
+    Reason { changed_a: true, changed_b: false, rescan: false, closed: false, moved_in: false, created: false };
+const ON_B: Reason =
+    Reason { changed_a: false, changed_b: true, rescan: false, closed: false, moved_in: false, created: false };
+const BOTH: Reason =
+    Reason { changed_a: true, changed_b: true, rescan: false, closed: false, moved_in: false, created: false };
+const SCAN: Reason =
+    Reason { changed_a: false, changed_b: false, rescan: true, closed: false, moved_in: false, created: false };
 
 #[test]
 fn new_file_is_copied_to_the_other_side() {
@@ -62,6 +66,18 @@ fn a_file_renamed_over_a_lookalike_is_copied() {
     // n1 renamed over n2 on A, both written in one tick with one size.
     let moved_onto_a = Reason { moved_in: true, ..ON_A };
     assert_eq!(decide(Some(file(3, 7)), Some(file(3, 7)), moved_onto_a), Action::CopyUnlessSame { from: Side::A });
+}
+
+#[test]
+fn a_file_created_and_closed_on_one_side_is_new_there() {
+    let written = Reason { created: true, closed: true, ..ON_A };
+    assert_eq!(written.created_on(), Some(Side::A));
+    assert_eq!(Reason { created: true, closed: true, ..ON_B }.created_on(), Some(Side::B));
+    // Still being written, also changed on B, seen by a scan, or renamed in.
+    assert_eq!(Reason { closed: false, ..written }.created_on(), None);
+    assert_eq!(Reason { changed_b: true, ..written }.created_on(), None);
+    assert_eq!(Reason { rescan: true, ..written }.created_on(), None);
+    assert_eq!(Reason { moved_in: true, ..written }.created_on(), None);
 }
 
 #[test]
@@ -162,8 +178,15 @@ fn entry() -> impl Strategy<Value = Option<Entry>> {
 }
 
 fn reason() -> impl Strategy<Value = Reason> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-        |(changed_a, changed_b, rescan, closed, moved_in)| Reason { changed_a, changed_b, rescan, closed, moved_in },
+    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(changed_a, changed_b, rescan, closed, moved_in, created)| Reason {
+            changed_a,
+            changed_b,
+            rescan,
+            closed,
+            moved_in,
+            created,
+        },
     )
 }
 
