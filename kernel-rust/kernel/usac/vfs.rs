@@ -75,6 +75,18 @@ impl Drop for Held {
 }
 
 impl Held {
+    fn path(&self) -> &bindings::path {
+        &self.0
+    }
+
+    fn mnt(&self) -> *mut bindings::vfsmount {
+        self.0.mnt
+    }
+
+    fn dentry(&self) -> *mut bindings::dentry {
+        self.0.dentry
+    }
+
     fn inode(&self) -> *mut bindings::inode {
         // SAFETY: the dentry is referenced and positive (type invariant).
         unsafe { (*self.0.dentry).d_inode }
@@ -126,9 +138,37 @@ impl Held {
     }
 }
 
-/// Looks `rel` up below `root` without following a final symlink; `None`
-/// when it does not exist (or a parent is no directory any more).
+/// Looks `rel` up below `root` without following any symlink; `None` when
+/// it does not exist, or when a parent is no directory any more (a symlink
+/// included: its target is outside what we mirror).
 pub(crate) fn lookup(root: &DirPath, rel: &[u8]) -> Result<Option<Held>> {
+    walk(root, rel, 0)
+}
+
+/// A held directory: only directories can be looked into.
+///
+/// # Invariants
+///
+/// The held dentry is a directory.
+struct HeldDir(Held);
+
+impl core::ops::Deref for HeldDir {
+    type Target = Held;
+
+    fn deref(&self) -> &Held {
+        &self.0
+    }
+}
+
+/// Like [`lookup`], for a directory to act in: `None` also when `rel` is no
+/// directory (any more).
+fn lookup_dir(root: &DirPath, rel: &[u8]) -> Result<Option<HeldDir>> {
+    // INVARIANT: with LOOKUP_DIRECTORY the walk fails on anything else (the
+    // root, returned without a walk, is a directory by `DirPath`'s).
+    Ok(walk(root, rel, bindings::LOOKUP_DIRECTORY)?.map(HeldDir))
+}
+
+fn walk(root: &DirPath, rel: &[u8], flags: u32) -> Result<Option<Held>> {
     if rel.is_empty() {
         // The root itself, the parent of most names: no walk needed.
         let root = *root.raw();
@@ -145,15 +185,20 @@ pub(crate) fn lookup(root: &DirPath, rel: &[u8]) -> Result<Option<Held>> {
         dentry: core::ptr::null_mut(),
     };
     let root = root.raw();
+    // A directory swapped for a symlink must not lead us out of the tree.
+    let flags = flags | bindings::LOOKUP_NO_SYMLINKS;
     // SAFETY: `root` is referenced by `DirPath`; `name` is NUL-terminated;
     // `path` receives references only on success.
-    let ret =
-        unsafe { bindings::vfs_path_lookup(root.dentry, root.mnt, name.as_ptr(), 0, &mut path) };
+    let ret = unsafe {
+        bindings::vfs_path_lookup(root.dentry, root.mnt, name.as_ptr(), flags, &mut path)
+    };
     match to_result(ret) {
         // INVARIANT: a successful lookup without LOOKUP_CREATE returns a
         // referenced, positive dentry.
         Ok(()) => Ok(Some(Held(path))),
-        Err(e) if e == ENOENT || e == ENOTDIR => Ok(None),
+        Err(e) if e == ENOENT || e == ENOTDIR || e.to_errno() == -(bindings::ELOOP as c_int) => {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }
@@ -175,12 +220,18 @@ impl Drop for OpenFile {
 }
 
 impl OpenFile {
+    /// Opens `rel` below `root`, never through a symlink: the directory
+    /// part is walked by [`lookup_dir`], and the last component alone by
+    /// name.
     fn open(root: &DirPath, rel: &[u8], flags: u32, mode: u32) -> Result<Self> {
-        let name = CPath::new(rel)?;
-        // SAFETY: `root` is referenced; `name` is NUL-terminated.
+        let (dir, last) = split(rel);
+        let parent = lookup_dir(root, dir)?.ok_or(ENOENT)?;
+        let name = CPath::new(last)?;
+        // SAFETY: `parent` is referenced (type invariant of `Held`); `name`
+        // is NUL-terminated.
         let file = from_err_ptr(unsafe {
             bindings::file_open_root(
-                root.raw(),
+                parent.path(),
                 name.as_ptr(),
                 (flags | bindings::O_LARGEFILE | bindings::O_NOFOLLOW) as c_int,
                 mode as bindings::umode_t,
@@ -376,11 +427,11 @@ impl Drop for MountWrite {
 
 /// A directory locked as the parent of the entry being changed.
 struct LockedParent<'a> {
-    dir: &'a Held,
+    dir: &'a HeldDir,
 }
 
 impl<'a> LockedParent<'a> {
-    fn lock(dir: &'a Held) -> Self {
+    fn lock(dir: &'a HeldDir) -> Self {
         // SAFETY: the inode is pinned by `dir`; the sync thread takes no
         // other VFS lock around it, matching the VFS's parent-then-child order.
         unsafe {
@@ -427,16 +478,16 @@ impl Drop for Child {
 }
 
 /// The held parent directory of `rel` and the last component.
-fn parent_of<'r>(root: &DirPath, rel: &'r [u8]) -> Result<(Held, &'r [u8])> {
+fn parent_of<'r>(root: &DirPath, rel: &'r [u8]) -> Result<(HeldDir, &'r [u8])> {
     let (dir, name) = split(rel);
-    let parent = lookup(root, dir)?.ok_or(ENOENT)?;
+    let parent = lookup_dir(root, dir)?.ok_or(ENOENT)?;
     Ok((parent, name))
 }
 
 /// Removes the non-directory `rel`.
 pub(crate) fn unlink(root: &DirPath, rel: &[u8]) -> Result {
     let (parent, name) = parent_of(root, rel)?;
-    let _write = MountWrite::get(parent.0.mnt)?;
+    let _write = MountWrite::get(parent.mnt())?;
     let locked = LockedParent::lock(&parent);
     let child = locked.child(name)?;
     if child.is_negative() {
@@ -456,7 +507,7 @@ pub(crate) fn unlink(root: &DirPath, rel: &[u8]) -> Result {
 /// Removes the empty directory `rel`.
 pub(crate) fn rmdir(root: &DirPath, rel: &[u8]) -> Result {
     let (parent, name) = parent_of(root, rel)?;
-    let _write = MountWrite::get(parent.0.mnt)?;
+    let _write = MountWrite::get(parent.mnt())?;
     let locked = LockedParent::lock(&parent);
     let child = locked.child(name)?;
     if child.is_negative() {
@@ -469,7 +520,7 @@ pub(crate) fn rmdir(root: &DirPath, rel: &[u8]) -> Result {
 /// Creates the directory `rel` with `mode`.
 pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: u32) -> Result {
     let (parent, name) = parent_of(root, rel)?;
-    let _write = MountWrite::get(parent.0.mnt)?;
+    let _write = MountWrite::get(parent.mnt())?;
     let locked = LockedParent::lock(&parent);
     let child = locked.child(name)?;
     // SAFETY: parent locked, child looked up under that lock; `vfs_mkdir`
@@ -502,8 +553,8 @@ pub(crate) fn rename_in(
     to: &[u8],
     target: Target,
 ) -> Result {
-    let parent = lookup(root, dir)?.ok_or(ENOENT)?;
-    let _write = MountWrite::get(parent.0.mnt)?;
+    let parent = lookup_dir(root, dir)?.ok_or(ENOENT)?;
+    let _write = MountWrite::get(parent.mnt())?;
     let locked = LockedParent::lock(&parent);
     let old = locked.child(from)?;
     let new = locked.child(to)?;
@@ -529,16 +580,17 @@ pub(crate) fn rename_in(
 }
 
 /// Looks `name` up in `dir`, which the caller has locked.
-fn lookup_locked(dir: &Held, name: &[u8]) -> Result<Child> {
+fn lookup_locked(dir: &HeldDir, name: &[u8]) -> Result<Child> {
     if name.is_empty() || name.len() > bindings::NAME_MAX as usize || name.contains(&b'/') {
         return Err(EINVAL);
     }
     // SAFETY: the caller holds the parent's lock as `lookup_one_len`
-    // requires; `name` has `len` valid bytes.
+    // requires; the parent is a directory (type invariant of `HeldDir`), so
+    // its inode has a lookup operation; `name` has `len` valid bytes.
     let dentry = from_err_ptr(unsafe {
         bindings::lookup_one_len(
             name.as_ptr().cast::<c_char>(),
-            dir.0.dentry,
+            dir.dentry(),
             name.len() as c_int,
         )
     })?;
@@ -547,16 +599,16 @@ fn lookup_locked(dir: &Held, name: &[u8]) -> Result<Child> {
 
 /// Both parents of a rename, locked in the VFS's order by `lock_rename`.
 struct RenameLock<'a> {
-    to: &'a Held,
-    from: &'a Held,
+    to: &'a HeldDir,
+    from: &'a HeldDir,
     trap: *mut bindings::dentry,
 }
 
 impl<'a> RenameLock<'a> {
-    fn lock(to: &'a Held, from: &'a Held) -> Result<Self> {
+    fn lock(to: &'a HeldDir, from: &'a HeldDir) -> Result<Self> {
         // SAFETY: both dentries are referenced; `lock_rename` takes the
         // rename mutex when they differ and both parent locks.
-        let trap = from_err_ptr(unsafe { bindings::lock_rename(to.0.dentry, from.0.dentry) })?;
+        let trap = from_err_ptr(unsafe { bindings::lock_rename(to.dentry(), from.dentry()) })?;
         Ok(Self { to, from, trap })
     }
 }
@@ -564,7 +616,7 @@ impl<'a> RenameLock<'a> {
 impl Drop for RenameLock<'_> {
     fn drop(&mut self) {
         // SAFETY: locked by `lock_rename` with the same arguments.
-        unsafe { bindings::unlock_rename(self.to.0.dentry, self.from.0.dentry) };
+        unsafe { bindings::unlock_rename(self.to.dentry(), self.from.dentry()) };
     }
 }
 
@@ -573,10 +625,10 @@ impl Drop for RenameLock<'_> {
 pub(crate) fn rename(root: &DirPath, from: &[u8], to: &[u8]) -> Result {
     let (from_dir, from_name) = parent_of(root, from)?;
     let (to_dir, to_name) = parent_of(root, to)?;
-    if from_dir.0.mnt != to_dir.0.mnt {
+    if from_dir.mnt() != to_dir.mnt() {
         return Err(EXDEV);
     }
-    let _write = MountWrite::get(to_dir.0.mnt)?;
+    let _write = MountWrite::get(to_dir.mnt())?;
     let locked = RenameLock::lock(&to_dir, &from_dir)?;
     let old = lookup_locked(locked.from, from_name)?;
     let new = lookup_locked(locked.to, to_name)?;
@@ -640,7 +692,7 @@ fn set_attrs(file: &OpenFile, mode: u32, mtime_ns: i64) -> Result {
 /// Sets the permission bits of `rel`.
 pub(crate) fn chmod(root: &DirPath, rel: &[u8], mode: u32) -> Result {
     let held = lookup(root, rel)?.ok_or(ENOENT)?;
-    let _write = MountWrite::get(held.0.mnt)?;
+    let _write = MountWrite::get(held.mnt())?;
     let inode = held.inode();
     // SAFETY: plain data, the fields we set are marked in `ia_valid`.
     let mut attr: bindings::iattr = unsafe { core::mem::zeroed() };
@@ -654,7 +706,7 @@ pub(crate) fn chmod(root: &DirPath, rel: &[u8], mode: u32) -> Result {
     let ret = unsafe {
         bindings::notify_change(
             held.idmap(),
-            held.0.dentry,
+            held.dentry(),
             &mut attr,
             core::ptr::null_mut(),
         )
@@ -746,7 +798,7 @@ pub(crate) fn same_content(a: &DirPath, b: &DirPath, rel: &[u8]) -> Result<bool>
 /// events, so taking the lock once waits for the second half of a rename
 /// whose first half was seen.
 pub(crate) fn wait_for_renames_in(root: &DirPath, rel: &[u8]) -> Result {
-    let dir = lookup(root, rel)?.ok_or(ENOENT)?;
+    let dir = lookup_dir(root, rel)?.ok_or(ENOENT)?;
     // SAFETY: the inode is pinned by `dir`; the sync thread holds no other
     // VFS lock here.
     unsafe { bindings::inode_lock_shared(dir.inode()) };
@@ -759,7 +811,7 @@ pub(crate) fn wait_for_renames_in(root: &DirPath, rel: &[u8]) -> Result {
 pub(crate) fn symlink(root: &DirPath, rel: &[u8], target: &[u8]) -> Result {
     let (parent, name) = parent_of(root, rel)?;
     let target = CPath::new(target)?;
-    let _write = MountWrite::get(parent.0.mnt)?;
+    let _write = MountWrite::get(parent.mnt())?;
     let locked = LockedParent::lock(&parent);
     let child = locked.child(name)?;
     // SAFETY: parent locked, child looked up under it; `target` is
@@ -776,7 +828,7 @@ pub(crate) fn read_link(held: &Held) -> Result<KVec<u8>> {
     // SAFETY: the dentry is referenced; the result lives until
     // `do_delayed_call`.
     let target =
-        from_err_ptr(unsafe { bindings::vfs_get_link(held.0.dentry, &mut done) }.cast_mut())?;
+        from_err_ptr(unsafe { bindings::vfs_get_link(held.dentry(), &mut done) }.cast_mut())?;
     // SAFETY: a link body is a NUL-terminated string.
     let text = unsafe { kernel::str::CStr::from_char_ptr(target) };
     let mut out = KVec::new();

@@ -201,3 +201,62 @@ fn a_deleted_root_ends_the_call_with_enoent() {
 fn a_root_moved_away_ends_the_call_with_enoent() {
     ends_with_enoent(|root, b| fs::rename(b, root.join("elsewhere")).unwrap());
 }
+
+/// Regular files below `root`, found without following symlinks.
+fn files_named(root: &Path, name: &str) -> Vec<PathBuf> {
+    guest_tests::tree(root)
+        .into_iter()
+        .map(|(rel, _)| rel)
+        .filter(|rel| rel.file_name().is_some_and(|n| n == name) && root.join(rel).is_file())
+        .collect()
+}
+
+#[test]
+fn a_directory_swapped_for_a_symlink_never_leads_outside() {
+    let (s, a, b) = pair("swap-symlink");
+    let outside = s.dir("outside");
+    s.file("outside/outside-file", b"keep out");
+    s.dir("a/sub");
+    let sync = Syncer::start(&a, &b);
+    assert!(eventually(ARRIVAL, || b.join("sub").is_dir()));
+    // The writer writes by path, but never through a symlink (the sync
+    // mirrors B's symlink into A too): its files are inside A or nowhere.
+    let sub = a.join("sub");
+    let writer = std::thread::spawn(move || {
+        for i in 0..1000 {
+            let path = guest_tests::cstr(&sub.join(format!("f{i}")));
+            // SAFETY: `open_how` is plain data; zero is its default.
+            let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+            how.flags = (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u64;
+            how.mode = 0o644;
+            how.resolve = libc::RESOLVE_NO_SYMLINKS;
+            // SAFETY: a valid path string and a valid `open_how` of the size passed.
+            let fd = unsafe {
+                libc::syscall(libc::SYS_openat2, libc::AT_FDCWD, path.as_ptr(), &how, size_of::<libc::open_how>())
+            } as i32;
+            if fd >= 0 {
+                // SAFETY: writing 4 bytes from a live buffer to our open file.
+                assert_eq!(unsafe { libc::write(fd, b"data".as_ptr().cast(), 4) }, 4);
+                // SAFETY: closing what we opened.
+                unsafe { libc::close(fd) };
+            }
+        }
+    });
+    // Meanwhile B's copy of the directory keeps turning into a symlink to a
+    // directory outside both trees and back. Steps may fail: the sync moves
+    // these names too.
+    while !writer.is_finished() {
+        let _ = fs::rename(b.join("sub"), b.join("aside"));
+        let _ = symlink(&outside, b.join("sub"));
+        std::thread::sleep(Duration::from_millis(3));
+        let _ = fs::remove_file(b.join("sub"));
+        let _ = fs::rename(b.join("aside"), b.join("sub"));
+    }
+    writer.join().unwrap();
+    assert_mirrored(&a, &b);
+    let outside_now: Vec<_> = fs::read_dir(&outside).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(outside_now, ["outside-file"], "the sync wrote outside both trees");
+    assert_eq!(fs::read(outside.join("outside-file")).unwrap(), b"keep out");
+    assert!(files_named(&a, "outside-file").is_empty() && files_named(&b, "outside-file").is_empty());
+    sync.stop();
+}
