@@ -27,11 +27,39 @@ kernel_log_clean() {
 	return 0
 }
 
+# Runs one test with a time limit (`timeout` also gives it a process group
+# of its own, which job-control stops need). A test stuck in the kernel (in
+# an uninterruptible sleep after an oops, say) survives even SIGKILL: then
+# the stacks of the stuck tasks are shown, and the caller stops the run,
+# since this kernel is not fit to go on.
+limit=${RTS_TEST_LIMIT:-300}
+stuck=0
+run_test() {
+	timeout -k 5 "$limit" "$1" --exact "$2" --test-threads=1 --nocapture >/tmp/test-out 2>&1 &
+	local pid=$! tenths=0
+	while kill -0 $pid 2>/dev/null && [ $tenths -lt $(((limit + 10) * 10)) ]; do
+		sleep 0.1
+		tenths=$((tenths + 1))
+	done
+	if kill -0 $pid 2>/dev/null; then
+		stuck=1
+		echo "(still there $((limit + 10)) s after its start, SIGKILL included)" >>/tmp/test-out
+		for task in /proc/[0-9]*/task/[0-9]*; do
+			[ "$(awk '{print $3}' "$task/stat" 2>/dev/null)" = D ] || continue
+			echo "---- stuck task ${task##*/} ($(cat "$task/comm"))"
+			cat "$task/stack"
+		done >>/tmp/test-out
+		return 1
+	fi
+	wait $pid
+}
+
 for bin in "$@"; do
 	for t in $("$bin" --list --format terse 2>/dev/null | sed -n 's/: test$//p' | grep -- "${RTS_TEST_FILTER:-}"); do
 		start=$(date +%s.%N)
-		out=$(timeout 300 "$bin" --exact "$t" --test-threads=1 --nocapture 2>&1)
+		run_test "$bin" "$t"
 		rc=$?
+		out=$(cat /tmp/test-out)
 		secs=$(echo "$(date +%s.%N) - $start" | bc)
 		if [ $rc = 0 ] && kernel_log_clean; then
 			passed=$((passed + 1))
@@ -46,8 +74,14 @@ for bin in "$@"; do
 			printf 'FAIL %-70s %6.2fs\n' "$(basename "${bin%-*}")::$t" "$secs"
 			echo "$out" | tail -${RTS_TAIL:-40}
 		fi
+		[ $stuck = 0 ] || break 2
 	done
 done
+if [ $stuck = 1 ]; then
+	echo "FAIL the run stopped: a test is stuck in the kernel"
+	echo "guest: $passed passed, $failed failed"
+	exit 1
+fi
 
 if [ -w $KMEMLEAK ]; then
 	# Two scans: an object is reported only once it stayed unreferenced.

@@ -10,6 +10,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -134,6 +135,9 @@ impl Syncer {
             .arg(b)
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
+            // A group of its own whose parent (we) is outside it: never an
+            // orphaned group, in which the kernel drops SIGTSTP.
+            .process_group(0)
             .spawn()
             .expect("spawn real-time-sync");
         let syncer = Syncer { child };

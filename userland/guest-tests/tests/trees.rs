@@ -223,7 +223,7 @@ fn a_directory_swapped_for_a_symlink_never_leads_outside() {
     // mirrors B's symlink into A too): its files are inside A or nowhere.
     let sub = a.join("sub");
     let writer = std::thread::spawn(move || {
-        for i in 0..1000 {
+        for i in 0..3000 {
             let path = guest_tests::cstr(&sub.join(format!("f{i}")));
             // SAFETY: `open_how` is plain data; zero is its default.
             let mut how: libc::open_how = unsafe { std::mem::zeroed() };
