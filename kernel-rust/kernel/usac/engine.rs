@@ -165,6 +165,8 @@ impl Engine {
         // them raced with the user's own changes; and how many such rounds
         // ran since the last event, to give up on a race that never ends.
         let mut later: KVec<KVec<u8>> = KVec::new();
+        // Names left until a writer on the other side closes the file.
+        let mut parked: KVec<Dirty> = KVec::new();
         let mut rounds = 0;
         // Jiffies left of the grace for created files, once it started.
         let mut grace_left = None;
@@ -215,7 +217,11 @@ impl Engine {
             // SAFETY: our own state.
             unsafe { bindings::set_current_state_running() };
             self.complete_renames(&mut batch, &mut moves, &mut rescan_all);
-            self.process(batch, moves, rescan_all, &mut limiter, &mut later);
+            let names = Names {
+                later: &mut later,
+                parked: &mut parked,
+            };
+            self.process(batch, moves, rescan_all, &mut limiter, names);
         }
         // SAFETY: our own state.
         unsafe { bindings::set_current_state_running() };
@@ -292,8 +298,12 @@ impl Engine {
         moves: KVec<Move>,
         rescan_all: bool,
         limiter: &mut Option<RateLimit>,
-        later: &mut KVec<KVec<u8>>,
+        names: Names<'_>,
     ) {
+        let Names { later, parked } = names;
+        if unpark(&mut batch, parked).is_err() {
+            self.pending.lock().rescan_all = true;
+        }
         let mut work: KVec<Dirty> = KVec::new();
         if rescan_all && push_scan(&mut work, b"").is_err() {
             self.pending.lock().rescan_all = true;
@@ -320,7 +330,7 @@ impl Engine {
             }
         }
         let mut handle = |path: &[u8], why: Reason, work: &mut KVec<Dirty>| {
-            match self.sync_name(path, why, work) {
+            match self.sync_name(path, why, work, parked) {
                 Ok(()) => {}
                 // Raced with the user (a parent vanished or appeared, a
                 // directory filled up): reconcile the parent directory, which
@@ -384,7 +394,13 @@ impl Engine {
     }
 
     /// Brings one name to the same state on both sides.
-    fn sync_name(&self, rel: &[u8], why: Reason, work: &mut KVec<Dirty>) -> Result {
+    fn sync_name(
+        &self,
+        rel: &[u8],
+        why: Reason,
+        work: &mut KVec<Dirty>,
+        parked: &mut KVec<Dirty>,
+    ) -> Result {
         if let Some(side) = why.created_on() {
             if self.copy_new(side, rel)? {
                 return Ok(());
@@ -393,11 +409,20 @@ impl Engine {
         let a = self.stat(Side::A, rel)?;
         let b = self.stat(Side::B, rel)?;
         // A file still open for writing is reported again on its close:
-        // copying it now would copy a half-written file. A close itself is
-        // reported before the writer's count drops, so it always goes.
+        // copying it now would copy a half-written file, and copying over it
+        // would leave what its writer writes next in an unlinked file. So
+        // the name waits, with its reasons, for that close. A close is
+        // reported before its writer's count drops: the side that closed
+        // may still look busy.
         let busy = |s: &Option<(Held, Entry)>| matches!(s, Some((held, e)) if e.kind == Kind::File && held.open_for_write());
-        if !why.closed && (busy(&a) || busy(&b)) {
-            return Ok(());
+        let wait = match (why.closed, why.only_changed()) {
+            (false, _) => busy(&a) || busy(&b),
+            (true, Some(Side::A)) => busy(&b),
+            (true, Some(Side::B)) => busy(&a),
+            (true, None) => false,
+        };
+        if wait {
+            return park(parked, rel, why);
         }
         let (ea, eb) = (a.as_ref().map(|s| s.1), b.as_ref().map(|s| s.1));
         let entry = |side| if side == Side::A { ea } else { eb };
@@ -881,6 +906,45 @@ fn raced(err: Error) -> bool {
         bindings::ELOOP,
     ]
     .contains(&errno)
+}
+
+/// What the sync thread keeps between batches.
+struct Names<'a> {
+    /// Directories to reconcile once the queue is empty.
+    later: &'a mut KVec<KVec<u8>>,
+    /// Names waiting for a writer's close, with their reasons.
+    parked: &'a mut KVec<Dirty>,
+}
+
+/// Leaves `rel` until an event names it again (the close it waits for),
+/// keeping `why`: merged then, both sides' changes are known, and a change
+/// on each side is a conflict that keeps both versions.
+fn park(parked: &mut KVec<Dirty>, rel: &[u8], why: Reason) -> Result {
+    if let Some(known) = parked.iter_mut().find(|d| d.path.as_slice() == rel) {
+        known.why = known.why.merge(why);
+        return Ok(());
+    }
+    parked.push(
+        Dirty {
+            path: clone_bytes(rel)?,
+            why,
+        },
+        GFP_KERNEL,
+    )?;
+    Ok(())
+}
+
+/// Moves the parked names that `batch` names again into it, where they
+/// coalesce with their new events.
+fn unpark(batch: &mut KVec<Dirty>, parked: &mut KVec<Dirty>) -> Result {
+    if parked.is_empty() {
+        return Ok(());
+    }
+    for item in core::mem::take(parked).into_iter() {
+        let named = batch.iter().any(|d| d.path == item.path);
+        if named { &mut *batch } else { &mut *parked }.push(item, GFP_KERNEL)?;
+    }
+    Ok(())
 }
 
 fn push_scan(work: &mut KVec<Dirty>, rel: &[u8]) -> Result {

@@ -108,7 +108,7 @@ impl Reason {
     }
 
     /// The side that alone changed, if exactly one did and no scan is asked.
-    fn only_changed(self) -> Option<Side> {
+    pub fn only_changed(self) -> Option<Side> {
         match (self.changed_a, self.changed_b) {
             (true, false) => Some(Side::A),
             (false, true) => Some(Side::B),

@@ -158,6 +158,37 @@ fn both_sides_writing_one_name_keeps_both_versions() {
 }
 
 #[test]
+fn a_close_on_one_side_does_not_overwrite_a_writer_on_the_other() {
+    let (_s, a, b) = pair("busy-other-side");
+    fs::write(a.join("log"), b"base").unwrap();
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("log"), b"base"));
+    // B's writer has the file open while A's new version is closed: copying
+    // over it now would leave B's next writes in an unlinked inode.
+    let mut writer_on_b = fs::OpenOptions::new().write(true).open(b.join("log")).unwrap();
+    fs::write(a.join("log"), b"closed on a").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    writer_on_b.set_len(0).unwrap();
+    std::io::Write::write_all(&mut writer_on_b, b"written on b meanwhile").unwrap();
+    drop(writer_on_b);
+    let versions = |dir: &Path| {
+        let mut v: Vec<Vec<u8>> = fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let e = e.unwrap();
+                e.file_name().to_string_lossy().starts_with("log").then(|| fs::read(e.path()).unwrap_or_default())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let both = vec![b"closed on a".to_vec(), b"written on b meanwhile".to_vec()];
+    assert!(eventually(ARRIVAL, || versions(&a) == both && versions(&b) == both), "a: {:?}", versions(&a));
+    assert_mirrored(&a, &b);
+    sync.stop();
+}
+
+#[test]
 fn lost_events_end_in_equal_trees() {
     let (s, a, b) = pair("overflow");
     for i in 0..100 {
