@@ -556,12 +556,15 @@ impl Engine {
         };
         let written = match src.kind {
             Kind::File => {
-                vfs::copy_file(source, self.root(to), &temp_rel, src, thread::should_stop)
+                vfs::copy_file(source, self.root(to), &temp_rel, src, thread::should_stop).map(Some)
             }
-            Kind::Symlink => vfs::symlink(self.root(to), &temp_rel, &vfs::read_link(source)?),
+            Kind::Symlink => {
+                vfs::symlink(self.root(to), &temp_rel, &vfs::read_link(source)?).map(|()| None)
+            }
             Kind::Dir | Kind::Special => Err(EISDIR),
         };
-        let placed = written.and_then(|()| self.place(to, dir, &temp, name, rel, dst_now));
+        // The copy is closed once in place (when `_copied` goes).
+        let placed = written.and_then(|_copied| self.place(to, dir, &temp, name, rel, dst_now));
         if placed.is_err() {
             // Never leave a temporary name behind.
             let _ = vfs::unlink(self.root(to), &temp_rel);

@@ -10,7 +10,7 @@ use crate::plan::{Entry, Kind};
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::bindings;
 use kernel::error::{
-    code::{EINTR, EINVAL, ENOENT, ENOTDIR, EXDEV},
+    code::{EINTR, EINVAL, EIO, ENOENT, ENOTDIR, EXDEV},
     from_err_ptr, to_result, Error, Result,
 };
 use kernel::ffi::{c_char, c_int, c_uint};
@@ -260,6 +260,27 @@ impl OpenFile {
             done += n as usize;
         }
         Ok(done)
+    }
+
+    /// Writes all of `buf` at `*pos`.
+    fn write_all(&self, buf: &[u8], pos: &mut i64) -> Result {
+        let mut done = 0;
+        while done < buf.len() {
+            let rest = &buf[done..];
+            // SAFETY: the file is open (type invariant), and `kernel_write`
+            // checks that it is open for writing; `rest` is readable for its
+            // whole length.
+            let n =
+                unsafe { bindings::kernel_write(self.0, rest.as_ptr().cast(), rest.len(), pos) };
+            if n < 0 {
+                return Err(Error::from_errno(n as c_int));
+            }
+            if n == 0 {
+                return Err(EIO);
+            }
+            done += n as usize;
+        }
+        Ok(())
     }
 
     /// Opens `held` for reading, after the permission check `open(2)`
@@ -718,7 +739,7 @@ pub(crate) fn chmod(root: &DirPath, rel: &[u8], mode: u32) -> Result {
 
 /// Copies the regular file `src`, as `seen` when it was looked at, into the
 /// new file `dst_rel` below `dst` (created exclusively), with the
-/// permission bits and mtime of `seen`. Stops with `EINTR` when `stop()`
+/// permission bits and mtime of `seen`; returns the copy still open. Stops with `EINTR` when `stop()`
 /// turns true between chunks.
 ///
 /// A file that grew since is copied as it was: its writer's close brings
@@ -729,7 +750,7 @@ pub(crate) fn copy_file(
     dst_rel: &[u8],
     seen: &Entry,
     stop: impl Fn() -> bool,
-) -> Result {
+) -> Result<Copied> {
     let from = OpenFile::open_for_reading(src)?;
     let to = OpenFile::open(
         dst,
@@ -737,6 +758,13 @@ pub(crate) fn copy_file(
         bindings::O_WRONLY | bindings::O_CREAT | bindings::O_EXCL,
         0o600,
     )?;
+    if seen.size <= BUFFERED_COPY_MAX as u64 {
+        let mut buf = KVec::from_elem(0u8, seen.size as usize, GFP_KERNEL)?;
+        let read = from.read_full(&mut buf, &mut 0)?;
+        to.write_all(&buf[..read], &mut 0)?;
+        set_attrs(&to, seen.mode, seen.mtime_ns)?;
+        return Ok(Copied { _file: to });
+    }
     let mut pos: i64 = 0;
     let mut splice = 0;
     while (pos as u64) < seen.size {
@@ -761,8 +789,20 @@ pub(crate) fn copy_file(
         }
         pos += n as i64;
     }
-    set_attrs(&to, seen.mode, seen.mtime_ns)
+    set_attrs(&to, seen.mode, seen.mtime_ns)?;
+    Ok(Copied { _file: to })
 }
+
+/// A copy made by [`copy_file`], still open. Closed when dropped: after it
+/// was put in place, so that watchers see its close under its final name
+/// and are not woken for the temporary one.
+pub(crate) struct Copied {
+    _file: OpenFile,
+}
+
+/// Files up to this size are copied through a buffer: a read and a write
+/// cost less than setting up a splice.
+const BUFFERED_COPY_MAX: usize = 16 << 10;
 
 /// Bytes compared at a time by [`same_content`].
 const COMPARE_CHUNK: usize = 16 << 10;

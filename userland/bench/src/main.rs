@@ -242,15 +242,22 @@ fn latency_run(a: &Path, b: &Path, count: usize, limit: Duration) -> Vec<Option<
 }
 
 /// One plain copy of a 4 KiB file through a temporary name: the floor.
-fn floor_samples(dir: &Path, count: usize) -> Vec<Duration> {
+/// `paced` like the latency workload (10-50 ms apart), a copy starts from
+/// the same idle CPU and cold caches as every syncer's copy does; back to
+/// back, from the previous copy's warm ones.
+fn floor_samples(dir: &Path, count: usize, paced: bool) -> Vec<Duration> {
     fs::create_dir_all(dir).unwrap();
     let content = vec![7u8; 4096];
     fs::write(dir.join("src"), &content).unwrap();
+    let mut rng = Rng(0x1234_5678);
     (0..count)
-        .map(|_| {
+        .map(|i| {
+            if paced {
+                sleep(Duration::from_millis(10 + rng.below(41)));
+            }
             let start = Instant::now();
             fs::copy(dir.join("src"), dir.join(".tmp")).unwrap();
-            fs::rename(dir.join(".tmp"), dir.join("dst")).unwrap();
+            fs::rename(dir.join(".tmp"), dir.join(format!("dst{i:04}"))).unwrap();
             start.elapsed()
         })
         .collect()
@@ -355,7 +362,10 @@ fn main() {
         println!("{tool:<11} {metric:<22} {value}");
     };
 
-    let floor = floor_samples(&cfg.work.join("floor"), 200);
+    let mut warm = floor_samples(&cfg.work.join("floor-warm"), 200, false);
+    warm.sort();
+    record("floor", "warm_p50_ms", ms(warm[warm.len() / 2]));
+    let floor = floor_samples(&cfg.work.join("floor"), 200, true);
     let mut sorted = floor.clone();
     sorted.sort();
     record("floor", "latency_p50_ms", ms(sorted[sorted.len() / 2]));
