@@ -4,7 +4,7 @@
 
 use std::env;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const FALLBACK_NR: i64 = 555;
 
@@ -18,7 +18,7 @@ fn headers_dir() -> Option<PathBuf> {
     Some(cache.join("headers"))
 }
 
-fn nr_from_headers(include: &PathBuf) -> Option<i64> {
+fn nr_from_headers(include: &Path) -> Option<i64> {
     let unistd = include.join("asm/unistd_64.h");
     if !unistd.exists() {
         return None;

@@ -107,7 +107,7 @@ impl Reason {
         }
     }
 
-    /// The side that alone changed, if exactly one did and no scan is asked.
+    /// The side that alone changed, if exactly one did.
     pub fn only_changed(self) -> Option<Side> {
         match (self.changed_a, self.changed_b) {
             (true, false) => Some(Side::A),

@@ -219,10 +219,11 @@ fn latency_run(a: &Path, b: &Path, count: usize, limit: Duration) -> Vec<Option<
         };
         let now = Instant::now();
         for name in names {
-            if name.starts_with("lat") && !arrived.contains_key(&name) {
-                if fs::read(b.join(&name)).map(|c| c == content).unwrap_or(false) {
-                    arrived.insert(name, now);
-                }
+            if name.starts_with("lat")
+                && !arrived.contains_key(&name)
+                && fs::read(b.join(&name)).map(|c| c == content).unwrap_or(false)
+            {
+                arrived.insert(name, now);
             }
         }
     }
