@@ -927,14 +927,7 @@ fn park(parked: &mut KVec<Dirty>, rel: &[u8], why: Reason) -> Result {
         known.why = known.why.merge(why);
         return Ok(());
     }
-    parked.push(
-        Dirty {
-            path: clone_bytes(rel)?,
-            why,
-        },
-        GFP_KERNEL,
-    )?;
-    Ok(())
+    push_dirty(parked, rel, why)
 }
 
 /// Moves the parked names that `batch` names again into it, where they
@@ -955,13 +948,12 @@ fn push_scan(work: &mut KVec<Dirty>, rel: &[u8]) -> Result {
         rescan: true,
         ..Reason::default()
     };
-    work.push(
-        Dirty {
-            path: clone_bytes(rel)?,
-            why,
-        },
-        GFP_KERNEL,
-    )?;
+    push_dirty(work, rel, why)
+}
+
+fn push_dirty(list: &mut KVec<Dirty>, rel: &[u8], why: Reason) -> Result {
+    let path = clone_bytes(rel)?;
+    list.push(Dirty { path, why }, GFP_KERNEL)?;
     Ok(())
 }
 
