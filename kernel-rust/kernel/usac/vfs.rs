@@ -739,8 +739,8 @@ pub(crate) fn chmod(root: &DirPath, rel: &[u8], mode: u32) -> Result {
 
 /// Copies the regular file `src`, as `seen` when it was looked at, into the
 /// new file `dst_rel` below `dst` (created exclusively), with the
-/// permission bits and mtime of `seen`; returns the copy still open. Stops with `EINTR` when `stop()`
-/// turns true between chunks.
+/// permission bits and mtime of `seen`; returns the copy still open.
+/// Stops with `EINTR` when `stop()` turns true between chunks.
 ///
 /// A file that grew since is copied as it was: its writer's close brings
 /// it back. Not asking for more saves a call per small file.

@@ -123,6 +123,20 @@ fn rm_rf_of_1000_entries_is_mirrored() {
     sync.stop();
 }
 
+/// The contents of the entries of `dir` whose names start with `prefix`,
+/// sorted; an entry that vanished meanwhile reads as empty.
+fn contents_of_names_starting(dir: &Path, prefix: &str) -> Vec<Vec<u8>> {
+    let mut contents: Vec<Vec<u8>> = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.unwrap();
+            e.file_name().to_string_lossy().starts_with(prefix).then(|| fs::read(e.path()).unwrap_or_default())
+        })
+        .collect();
+    contents.sort();
+    contents
+}
+
 #[test]
 fn both_sides_writing_one_name_keeps_both_versions() {
     let (_s, a, b) = pair("conflict");
@@ -137,16 +151,7 @@ fn both_sides_writing_one_name_keeps_both_versions() {
     fs::write(b.join("doc"), b"newer edit on b").unwrap();
     sync.signal(libc::SIGCONT);
     assert!(arrives(&a.join("doc"), b"newer edit on b"), "the newer version did not win");
-    let kept = |dir: &Path| {
-        fs::read_dir(dir)
-            .unwrap()
-            .filter_map(|e| {
-                let e = e.unwrap();
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.starts_with("doc.sync-conflict-").then(|| fs::read(e.path()).unwrap())
-            })
-            .collect::<Vec<_>>()
-    };
+    let kept = |dir: &Path| contents_of_names_starting(dir, "doc.sync-conflict-");
     assert!(
         eventually(ARRIVAL, || kept(&a) == vec![b"edit on a".to_vec()] && kept(&b) == kept(&a)),
         "a: {:?} b: {:?}",
@@ -171,17 +176,7 @@ fn a_close_on_one_side_does_not_overwrite_a_writer_on_the_other() {
     writer_on_b.set_len(0).unwrap();
     std::io::Write::write_all(&mut writer_on_b, b"written on b meanwhile").unwrap();
     drop(writer_on_b);
-    let versions = |dir: &Path| {
-        let mut v: Vec<Vec<u8>> = fs::read_dir(dir)
-            .unwrap()
-            .filter_map(|e| {
-                let e = e.unwrap();
-                e.file_name().to_string_lossy().starts_with("log").then(|| fs::read(e.path()).unwrap_or_default())
-            })
-            .collect();
-        v.sort();
-        v
-    };
+    let versions = |dir: &Path| contents_of_names_starting(dir, "log");
     let both = vec![b"closed on a".to_vec(), b"written on b meanwhile".to_vec()];
     assert!(eventually(ARRIVAL, || versions(&a) == both && versions(&b) == both), "a: {:?}", versions(&a));
     assert_mirrored(&a, &b);
