@@ -4,12 +4,13 @@
 //! one kernel thread per call drains them, compares both sides and acts.
 
 use crate::creds::Credentials;
-use crate::notify::{Change, EventSink, Group, Moved};
+use crate::events::{Dirty, Events, Move};
+use crate::notify::{Group, InodeId};
 use crate::path::DirPath;
 use crate::plan::{self, Action, Entry, Kind, Reason, Side};
 use crate::thread::{self, Thread};
 use crate::vfs::{self, Held, Target};
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::alloc::{
     flags::{GFP_KERNEL, GFP_NOWAIT},
     KBox, KVec,
@@ -18,136 +19,62 @@ use kernel::bindings;
 use kernel::error::code::{EAGAIN, EEXIST, EISDIR, ENOENT};
 use kernel::ffi::{c_int, c_long, c_void};
 use kernel::prelude::*;
-use kernel::sync::{Arc, SpinLock};
-
-/// Pending names kept before the engine falls back to a full rescan: bounds
-/// the memory a flood of events can take.
-const MAX_PENDING: usize = 1 << 16;
-
-/// A name to look at, and why.
-struct Dirty {
-    path: KVec<u8>,
-    why: Reason,
-}
+use kernel::sync::Arc;
+use kernel::task::Task;
 
 /// Rounds of retries after races, without new events, before giving up
 /// until the next change.
 const MAX_RETRY_ROUNDS: u32 = 3;
 
-/// Renames kept for pairing before the engine lets them fall back to a
-/// delete plus a copy.
-const MAX_MOVES: usize = 1024;
-
 /// Rounds of waiting for the second halves of renames, each needing a new
 /// rename that started during the previous wait.
 const MAX_RENAME_WAITS: u32 = 4;
-
-/// A rename seen on one side: mirrored as a rename when both halves came.
-/// A `To` whose `From` the thread took already is kept alone, to be paired
-/// by the thread.
-struct Move {
-    side: Side,
-    cookie: u32,
-    from: Option<KVec<u8>>,
-    to: Option<KVec<u8>>,
-}
-
-impl Move {
-    /// The first half of a rename whose second half was not seen yet.
-    fn waiting_for_to(&self) -> Option<&[u8]> {
-        match (&self.from, &self.to) {
-            (Some(from), None) => Some(from),
-            _ => None,
-        }
-    }
-}
 
 /// How long a created file may wait for its writer's close before the
 /// thread looks at it anyway (a hard link or `mknod` has no close).
 const CREATE_GRACE_MS: u32 = 20;
 
-/// What the handler leaves for the thread.
-struct Pending {
-    dirty: KVec<Dirty>,
-    /// Something in `dirty` wants the thread now, not just after the grace
-    /// for created files.
-    urgent: bool,
-    moves: KVec<Move>,
-    /// Events were lost: reconcile the whole tree.
-    rescan_all: bool,
-    /// A root went away: the call ends with `ENOENT`.
-    root_gone: bool,
-}
-
-/// The state of one call, shared by the caller, the thread and the handler.
-#[pin_data]
+/// The state of one call, shared by the caller and the thread.
 pub(crate) struct Engine {
     a: DirPath,
     b: DirPath,
     creds: Credentials,
     group: Group,
-    caller: AtomicPtr<bindings::task_struct>,
-    thread: AtomicPtr<bindings::task_struct>,
+    events: Arc<Events>,
     temp_seq: AtomicU64,
-    #[pin]
-    pending: SpinLock<Pending>,
 }
 
 impl Engine {
     /// Engine for the pair `a`, `b`, acting as `creds`, for the calling task.
     pub(crate) fn new(a: DirPath, b: DirPath, creds: Credentials) -> Result<Arc<Self>> {
         let group = Group::new()?;
-        // SAFETY: the calling task is valid while it is in this call, and
-        // the engine does not outlive the call.
-        let caller = unsafe { bindings::get_current() };
-        Arc::pin_init(
-            pin_init!(Self {
-                a,
-                b,
-                creds,
-                group,
-                caller: AtomicPtr::new(caller),
-                thread: AtomicPtr::new(core::ptr::null_mut()),
-                temp_seq: AtomicU64::new(0),
-                pending <- kernel::new_spinlock!(
-                    Pending {
-                        dirty: KVec::new(),
-                        urgent: false,
-                        moves: KVec::new(),
-                        rescan_all: true,
-                        root_gone: false,
-                    },
-                    "usac_pending"
-                ),
-            }),
-            GFP_KERNEL,
-        )
+        let events = Events::new([InodeId::of(a.inode()), InodeId::of(b.inode())])?;
+        let engine = Self {
+            a,
+            b,
+            creds,
+            group,
+            events,
+            temp_seq: AtomicU64::new(0),
+        };
+        Ok(Arc::new(engine, GFP_KERNEL)?)
     }
 
-    /// Tells the handler which task to wake.
-    pub(crate) fn set_thread(&self, task: *mut bindings::task_struct) {
-        self.thread.store(task, Ordering::Release);
+    /// Tells the handler which task is the sync thread.
+    pub(crate) fn set_thread(&self, task: &Task) {
+        self.events.set_thread(task);
     }
 
     /// True once a root was deleted, moved or unmounted.
     pub(crate) fn root_gone(&self) -> bool {
-        self.pending.lock().root_gone
+        self.events.root_gone()
     }
 
-    /// Stops the thread, then drops every mark and waits until no handler
-    /// runs any more; the task reference goes last, as handlers wake it.
+    /// Stops the thread, then gives up the marks without waiting for
+    /// handlers still running (the marks keep the events alive for them).
     pub(crate) fn stop_watching_after(&self, thread: Thread) {
-        thread.stop_keeping_task(|| self.group.destroy());
-    }
-
-    fn wake_thread(&self) {
-        let task = self.thread.load(Ordering::Acquire);
-        if !task.is_null() {
-            // SAFETY: the call holds a reference on the thread's task until
-            // after the group is destroyed, so it is valid; waking a task that is
-            // running or dead does nothing.
-            unsafe { bindings::wake_up_process(task) };
-        }
+        drop(thread);
+        self.group.release();
     }
 
     fn root(&self, side: Side) -> &DirPath {
@@ -185,7 +112,7 @@ impl Engine {
             if batch.is_empty() && moves.is_empty() && !rescan_all {
                 if later.is_empty() || rounds >= MAX_RETRY_ROUNDS {
                     later = KVec::new();
-                    if self.pending.lock().dirty.is_empty() {
+                    if self.events.pending.lock().dirty.is_empty() {
                         // SAFETY: process context, no locks held.
                         unsafe { bindings::schedule() };
                     } else {
@@ -208,7 +135,7 @@ impl Engine {
                         ..Reason::default()
                     };
                     if batch.push(Dirty { path, why }, GFP_KERNEL).is_err() {
-                        self.pending.lock().rescan_all = true;
+                        self.events.pending.lock().rescan_all = true;
                     }
                 }
             } else {
@@ -230,7 +157,7 @@ impl Engine {
     /// Takes what the handler left, unless it is only created files still
     /// within their grace (`grace_over` false).
     fn take_pending(&self, grace_over: bool) -> (KVec<Dirty>, KVec<Move>, bool) {
-        let mut pending = self.pending.lock();
+        let mut pending = self.events.pending.lock();
         let ready = core::mem::take(&mut pending.urgent)
             || grace_over
             || pending.rescan_all
@@ -302,11 +229,11 @@ impl Engine {
     ) {
         let Names { later, parked } = names;
         if unpark(&mut batch, parked).is_err() {
-            self.pending.lock().rescan_all = true;
+            self.events.pending.lock().rescan_all = true;
         }
         let mut work: KVec<Dirty> = KVec::new();
         if rescan_all && push_scan(&mut work, b"").is_err() {
-            self.pending.lock().rescan_all = true;
+            self.events.pending.lock().rescan_all = true;
         }
         // Renames first, so the names they touch then look in sync and a
         // moved tree is not copied again.
@@ -319,7 +246,7 @@ impl Engine {
                         if (kind == Kind::Dir && push_scan(&mut work, to).is_err())
                             || renamed.push(to, GFP_KERNEL).is_err()
                         {
-                            self.pending.lock().rescan_all = true;
+                            self.events.pending.lock().rescan_all = true;
                         }
                     }
                     // Raced with the user: the names are reconciled one by one.
@@ -339,7 +266,7 @@ impl Engine {
                     let parent = vfs::split(path).0;
                     let again = clone_bytes(parent).and_then(|p| Ok(later.push(p, GFP_KERNEL)?));
                     if (!why.rescan && push_scan(work, parent).is_err()) || again.is_err() {
-                        self.pending.lock().rescan_all = true;
+                        self.events.pending.lock().rescan_all = true;
                     }
                 }
                 // Interrupted by the teardown: nothing to report.
@@ -641,7 +568,7 @@ impl Engine {
     /// Puts `rel` back in the queue with the reasons it had.
     fn requeue(&self, rel: &[u8], why: Reason) -> Result {
         let path = clone_bytes(rel)?;
-        let mut pending = self.pending.lock();
+        let mut pending = self.events.pending.lock();
         // No sleeping allocation under the spinlock: if this one fails, a
         // full rescan finds the name instead.
         if pending.dirty.push(Dirty { path, why }, GFP_NOWAIT).is_err() {
@@ -662,9 +589,11 @@ impl Engine {
             if held.stat()?.kind != Kind::Dir {
                 continue;
             }
-            // SAFETY: the engine is the sink and outlives the group: the
-            // call destroys the group before it drops the engine.
-            unsafe { self.group.watch(self, held.watch_inode(), side, rel)? };
+            // SAFETY: `held` references a dentry of the inode.
+            unsafe {
+                self.group
+                    .watch(self.events.clone(), held.watch_inode(), side, rel)?
+            };
             present[i] = true;
         }
         for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
@@ -733,154 +662,25 @@ impl Engine {
     }
 }
 
-impl EventSink for Engine {
-    fn changed(&self, side: Side, dir: &[u8], name: &[u8], moved: Option<Moved>, how: Change) {
-        if plan::is_temp_name(name) || self.caused_by_sync_thread() {
-            return;
-        }
-        let moved_in = matches!(moved, Some(Moved::To(_)));
-        let why = Reason {
-            changed_a: side == Side::A,
-            changed_b: side == Side::B,
-            rescan: how.dir_appeared,
-            closed: how.closed,
-            moved_in,
-            created: how.file_created,
-        };
-        // Never sleep here: the changing task may hold the directory lock.
-        let path = join_nowait(dir, name);
-        let half = moved.and_then(|m| Some((m, join_nowait(dir, name)?)));
-        {
-            // The half of a rename and its name go in together: the thread
-            // mirrors a rename and then takes the name as done, in one batch.
-            let mut pending = self.pending.lock();
-            if let Some((moved, path)) = half {
-                pending.record_move(side, path, moved);
-            }
-            let was_idle = pending.dirty.is_empty();
-            match path {
-                Some(path) if pending.dirty.len() < MAX_PENDING => {
-                    let last = pending.dirty.as_mut_slice().last_mut();
-                    match last {
-                        Some(last) if last.path.as_slice() == path.as_slice() => {
-                            last.why = last.why.merge(why);
-                        }
-                        _ => {
-                            if pending.dirty.push(Dirty { path, why }, GFP_NOWAIT).is_err() {
-                                pending.rescan_all = true;
-                            }
-                        }
-                    }
-                }
-                // Lost an event: reconcile everything rather than miss one.
-                _ => pending.rescan_all = true,
-            }
-            // A created file waits for the close that follows, or for the
-            // grace to end: one copy of the finished file, not two. The
-            // thread only needs a wake-up to start the grace.
-            if how.file_created && !pending.rescan_all {
-                if !was_idle {
-                    return;
-                }
-            } else {
-                pending.urgent = true;
-            }
-        }
-        self.wake_thread();
-    }
-
-    fn dir_gone(&self, _side: Side, dir: &[u8]) {
-        // A subdirectory's removal or move is reported by its parent.
-        if dir.is_empty() {
-            self.end_with_root_gone();
-        }
-    }
-
-    fn root_may_be_gone(&self) {
-        if self.a.is_deleted() || self.b.is_deleted() {
-            self.end_with_root_gone();
-        }
-    }
-}
-
 impl Engine {
     /// Watches both roots, so that a root moved away is noticed from the
     /// start, and their parents, since no mark on a root reports its removal
     /// while we hold it; fails with `ENOENT` if one is gone already.
     pub(crate) fn watch_roots(&self) -> Result {
         for (side, root) in [(Side::A, &self.a), (Side::B, &self.b)] {
-            // SAFETY: the engine is the sink and outlives the group (the call
-            // destroys the group before it drops the engine); the root's
-            // inode is pinned by the engine's reference on it.
-            unsafe { self.group.watch(self, root.inode().cast_mut(), side, &[])? };
-            // SAFETY: as just above; the parent is pinned by `with_parent`.
+            let inode = root.inode().cast_mut();
+            // SAFETY: the root's inode is pinned by the engine's reference.
+            unsafe { self.group.watch(self.events.clone(), inode, side, &[])? };
+            let events = self.events.clone();
+            // SAFETY: the parent is pinned by `with_parent`.
             let watched =
-                root.with_parent(|inode| unsafe { self.group.watch_parent_of_root(self, inode) });
+                root.with_parent(|inode| unsafe { self.group.watch_parent_of_root(events, inode) });
             watched.transpose()?;
         }
         if self.a.is_deleted() || self.b.is_deleted() {
             return Err(ENOENT);
         }
         Ok(())
-    }
-
-    fn end_with_root_gone(&self) {
-        self.pending.lock().root_gone = true;
-        let caller = self.caller.load(Ordering::Acquire);
-        // SAFETY: the caller waits in the call until the group is destroyed,
-        // so its task is valid here.
-        unsafe { bindings::wake_up_process(caller) };
-    }
-
-    /// True when the running task is our sync thread: the handler runs in
-    /// the task that made the change, so this is exactly our own echo. A
-    /// user's write racing ours runs in the user's task and is still seen.
-    fn caused_by_sync_thread(&self) -> bool {
-        // SAFETY: `get_current` is always valid in process context.
-        let current = unsafe { bindings::get_current() };
-        current == self.thread.load(Ordering::Acquire)
-    }
-}
-
-impl Pending {
-    /// Pairs the two halves of a rename by their cookie. Runs in the
-    /// handler: no sleeping; a half that cannot be kept is simply reconciled
-    /// as a delete or a create.
-    fn record_move(&mut self, side: Side, path: KVec<u8>, moved: Moved) {
-        match moved {
-            Moved::From(cookie) => {
-                if self.moves.len() < MAX_MOVES {
-                    let mv = Move {
-                        side,
-                        cookie,
-                        from: Some(path),
-                        to: None,
-                    };
-                    let _ = self.moves.push(mv, GFP_NOWAIT);
-                }
-            }
-            Moved::To(cookie) => {
-                let room = self.moves.len() < MAX_MOVES;
-                let first =
-                    self.moves.as_mut_slice().iter_mut().rev().find(|m| {
-                        m.side == side && m.cookie == cookie && m.waiting_for_to().is_some()
-                    });
-                match first {
-                    Some(mv) => mv.to = Some(path),
-                    // The thread took the first half: it pairs this one.
-                    None if room => {
-                        let mv = Move {
-                            side,
-                            cookie,
-                            from: None,
-                            to: Some(path),
-                        };
-                        let _ = self.moves.push(mv, GFP_NOWAIT);
-                    }
-                    None => {}
-                }
-            }
-        }
     }
 }
 
@@ -961,16 +761,6 @@ fn clone_bytes(bytes: &[u8]) -> Result<KVec<u8>> {
     let mut out = KVec::with_capacity(bytes.len(), GFP_KERNEL)?;
     out.extend_from_slice(bytes, GFP_KERNEL)?;
     Ok(out)
-}
-
-fn join_nowait(dir: &[u8], name: &[u8]) -> Option<KVec<u8>> {
-    let mut out = KVec::with_capacity(dir.len() + name.len() + 1, GFP_NOWAIT).ok()?;
-    if !dir.is_empty() {
-        out.extend_from_slice(dir, GFP_NOWAIT).ok()?;
-        out.push(b'/', GFP_NOWAIT).ok()?;
-    }
-    out.extend_from_slice(name, GFP_NOWAIT).ok()?;
-    Some(out)
 }
 
 /// Takes the last element out of `v`.

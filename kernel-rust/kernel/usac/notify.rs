@@ -2,6 +2,10 @@
 
 //! An fsnotify group whose inode marks report changes in watched
 //! directories to an [`EventSink`].
+//!
+//! Each mark owns a reference to its sink: fsnotify may still run a handler
+//! after the group was released, until its grace period ends and it frees
+//! the mark, and releasing the group need not wait for that.
 
 use crate::plan::Side;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -10,6 +14,7 @@ use kernel::bindings;
 use kernel::error::{code::EEXIST, from_err_ptr, to_result, Result};
 use kernel::ffi::{c_int, c_void};
 use kernel::str::CStr;
+use kernel::sync::Arc;
 
 /// Events a watched directory reports: changes of its entries, content and
 /// attribute changes of its children, and its own disappearance.
@@ -23,7 +28,7 @@ const WATCH_MASK: u32 = bindings::FS_CREATE
     | bindings::FS_MOVE_SELF
     | bindings::FS_EVENT_ON_CHILD;
 
-/// Events on the parent of a root that may mean the root was removed.
+/// Events on the parent of a root that may be the removal of the root.
 const PARENT_MASK: u32 = bindings::FS_DELETE;
 
 /// The events that say a watched directory itself went away.
@@ -51,19 +56,31 @@ pub(crate) struct Change {
     pub(crate) file_created: bool,
 }
 
+/// An inode's address, to tell inodes apart: never dereferenced, so it may
+/// outlive the inode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InodeId(usize);
+
+impl InodeId {
+    pub(crate) fn of(inode: *const bindings::inode) -> Self {
+        Self(inode as usize)
+    }
+}
+
 /// Receives what the marks see. Called in the task that changed the file,
 /// possibly under the directory's `i_rwsem`: implementations must only
 /// record and wake, never sleep or do I/O.
-pub(crate) trait EventSink: Sync {
+pub(crate) trait EventSink: Send + Sync {
     /// `name` in the watched directory `dir` (relative to the root of
     /// `side`) changed; `moved` tells the half of a rename it was, with the
     /// cookie that pairs both halves; `how` what else the event says.
     fn changed(&self, side: Side, dir: &[u8], name: &[u8], moved: Option<Moved>, how: Change);
     /// The watched directory `dir` itself was deleted, moved or unmounted.
     fn dir_gone(&self, side: Side, dir: &[u8]);
-    /// An entry of a root's parent was removed: the root may be gone (a
-    /// directory we hold a reference on reports no `FS_DELETE_SELF`).
-    fn root_may_be_gone(&self);
+    /// The entry whose inode is `entry` was removed from a root's parent: it
+    /// may be the root (a directory we hold a reference on reports no
+    /// `FS_DELETE_SELF`).
+    fn parent_entry_removed(&self, entry: InodeId);
 }
 
 /// What a mark knows: embeds the C mark so a handler can find it.
@@ -76,7 +93,7 @@ pub(crate) trait EventSink: Sync {
 #[repr(C)]
 struct Watch {
     mark: bindings::fsnotify_mark,
-    sink: *const dyn EventSink,
+    sink: Arc<dyn EventSink>,
     side: Side,
     dir: KVec<u8>,
     /// On the parent of a root: only reports that a root may be deleted.
@@ -93,7 +110,7 @@ pub(crate) struct Group {
     group: AtomicPtr<bindings::fsnotify_group>,
 }
 
-// SAFETY: fsnotify groups are used from any task; the sink is `Sync`.
+// SAFETY: fsnotify groups are used from any task.
 unsafe impl Send for Group {}
 // SAFETY: as above; all group operations take the group's own locks.
 unsafe impl Sync for Group {}
@@ -118,14 +135,25 @@ impl Group {
         })
     }
 
-    /// Detaches and frees every mark, then the group; waits until no
-    /// handler runs any more. Later calls do nothing.
-    pub(crate) fn destroy(&self) {
+    /// Detaches every mark and drops our reference on the group. Handlers
+    /// that started before may still run; fsnotify frees the marks, and with
+    /// the last one the group, after its grace period. Later calls do
+    /// nothing.
+    pub(crate) fn release(&self) {
         let group = self.group.swap(core::ptr::null_mut(), Ordering::AcqRel);
         if !group.is_null() {
-            // SAFETY: we owned the group (type invariant) and gave up the
-            // pointer above, so this runs once.
-            unsafe { bindings::fsnotify_destroy_group(group) };
+            // SAFETY: we owned the creation reference (type invariant) and
+            // gave up the pointer above, so this runs once; every mark holds
+            // a group reference of its own. Of `fsnotify_destroy_group` this
+            // leaves out the event queue (we queue none) and the wait for
+            // the grace period (marks keep their sinks alive).
+            unsafe {
+                bindings::fsnotify_clear_marks_by_group(
+                    group,
+                    bindings::fsnotify_obj_type_FSNOTIFY_OBJ_TYPE_INODE as u32,
+                );
+                bindings::fsnotify_put_group(group);
+            }
         }
     }
 
@@ -135,10 +163,10 @@ impl Group {
     ///
     /// # Safety
     ///
-    /// `sink` must outlive the group (until [`Group::destroy`] returned).
+    /// `inode` must be pinned, by a reference on one of its dentries.
     pub(crate) unsafe fn watch(
         &self,
-        sink: &dyn EventSink,
+        sink: Arc<dyn EventSink>,
         inode: *mut bindings::inode,
         side: Side,
         dir: &[u8],
@@ -154,7 +182,7 @@ impl Group {
     /// As for [`Group::watch`].
     pub(crate) unsafe fn watch_parent_of_root(
         &self,
-        sink: &dyn EventSink,
+        sink: Arc<dyn EventSink>,
         inode: *mut bindings::inode,
     ) -> Result {
         // SAFETY: the caller's promise is passed on.
@@ -166,7 +194,7 @@ impl Group {
     /// As for [`Group::watch`].
     unsafe fn add(
         &self,
-        sink: &dyn EventSink,
+        sink: Arc<dyn EventSink>,
         inode: *mut bindings::inode,
         side: Side,
         dir: &[u8],
@@ -177,9 +205,6 @@ impl Group {
         if group.is_null() {
             return Err(kernel::error::code::EINVAL);
         }
-        // SAFETY: lifetime erased on the caller's promise that `sink`
-        // outlives the group, hence every mark and handler call.
-        let sink: *const dyn EventSink = unsafe { core::mem::transmute(sink) };
         // SAFETY: the caller holds a reference on the dentry of `inode`.
         let existing = unsafe {
             bindings::fsnotify_find_mark(
@@ -253,7 +278,7 @@ impl Group {
 
 impl Drop for Group {
     fn drop(&mut self) {
-        self.destroy();
+        self.release();
     }
 }
 
@@ -272,12 +297,12 @@ unsafe extern "C" fn handle_inode_event(
 ) -> c_int {
     let watch = mark.cast::<Watch>();
     // SAFETY: fsnotify holds the mark alive (SRCU) during the call, and every
-    // mark of our group is the head of a `Watch` (type invariant); its sink
-    // outlives the group.
+    // mark of our group is the head of a `Watch` (type invariant), which owns
+    // a reference to its sink.
     let (watch, sink) = unsafe { (&*watch, &*(*watch).sink) };
     if watch.parent_of_root {
         if mask & PARENT_MASK != 0 {
-            sink.root_may_be_gone();
+            sink.parent_entry_removed(InodeId::of(inode));
         }
         return 0;
     }

@@ -5,6 +5,7 @@
 use kernel::bindings;
 use kernel::error::{from_err_ptr, Result};
 use kernel::ffi::{c_int, c_void};
+use kernel::task::Task;
 
 /// A running kernel thread, stopped and released on drop.
 ///
@@ -14,7 +15,6 @@ use kernel::ffi::{c_int, c_void};
 /// outlives it (see [`Thread::spawn`]).
 pub(crate) struct Thread {
     task: *mut bindings::task_struct,
-    stopped: bool,
 }
 
 impl Thread {
@@ -46,10 +46,7 @@ impl Thread {
         // the extra reference keeps it valid until `kthread_stop` returned.
         unsafe { bindings::get_task_struct(task) };
         // INVARIANT: referenced above; data validity is the caller's promise.
-        Ok(Self {
-            task,
-            stopped: false,
-        })
+        Ok(Self { task })
     }
 
     /// Lets the created thread run.
@@ -59,33 +56,20 @@ impl Thread {
         unsafe { bindings::wake_up_process(self.task) };
     }
 
-    /// The task, to wake it from event handlers.
-    pub(crate) fn task(&self) -> *mut bindings::task_struct {
-        self.task
-    }
-
-    /// Stops the thread, then runs `then` while the task is still
-    /// referenced (so wake-ups racing with it stay valid), then releases it.
-    pub(crate) fn stop_keeping_task(mut self, then: impl FnOnce()) {
-        self.stop_thread();
-        then();
-        // Drop releases the task reference.
-    }
-
-    fn stop_thread(&mut self) {
-        if !self.stopped {
-            self.stopped = true;
-            // SAFETY: we hold a reference on the task (type invariant);
-            // `kthread_stop` sets should-stop, interrupts its waits
-            // (TIF_NOTIFY_SIGNAL) and waits for `run` to return.
-            unsafe { bindings::kthread_stop(self.task) };
-        }
+    /// The thread's task.
+    pub(crate) fn task(&self) -> &Task {
+        // SAFETY: we hold a reference on the task (type invariant) for as
+        // long as `self` lives; `Task` wraps `task_struct` transparently.
+        unsafe { &*self.task.cast::<Task>() }
     }
 }
 
 impl Drop for Thread {
     fn drop(&mut self) {
-        self.stop_thread();
+        // SAFETY: we hold a reference on the task (type invariant);
+        // `kthread_stop` sets should-stop, interrupts its waits
+        // (TIF_NOTIFY_SIGNAL) and waits for `run` to return.
+        unsafe { bindings::kthread_stop(self.task) };
         // SAFETY: drops the reference taken in `spawn`.
         unsafe { bindings::put_task_struct(self.task) };
     }

@@ -13,6 +13,7 @@ use kernel::str::CStr;
 
 mod creds;
 mod engine;
+mod events;
 mod notify;
 mod path;
 pub mod plan;
@@ -53,16 +54,16 @@ fn real_time_sync(dir_a: &CStr, dir_b: &CStr) -> Result {
     let engine = Engine::new(a, b, creds)?;
     engine.watch_roots()?;
     // SAFETY: the thread only borrows the engine, which lives until after
-    // `thread.stop()` below; `sync_thread` returns once asked to stop.
+    // `stop_watching_after` stopped it; `sync_thread` returns once asked to.
     let thread =
         unsafe { Thread::spawn(kernel::c_str!("usac-sync"), engine::sync_thread, &*engine)? };
     // Known before it runs, so the handler can tell its echo from the start.
     engine.set_thread(thread.task());
     thread.start();
     let woken = wait::until_signal_or(|| engine.root_gone());
-    // Teardown order: the thread first (it uses the marks), then the marks
-    // (their handler wakes the thread, whose task we still hold), then the
-    // rest with the engine.
+    // Teardown order: the thread first (it uses the marks), then the marks,
+    // then the rest with the engine. Nothing waits for fsnotify's grace
+    // period: what a late handler touches lives on in the marks.
     engine.stop_watching_after(thread);
     match woken {
         wait::Woken::ByJobControl => Err(ERESTARTNOINTR),
