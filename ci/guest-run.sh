@@ -8,7 +8,16 @@ export TMPDIR=/mnt
 mount -t tmpfs -o size=75%,mode=1777 tmpfs "$TMPDIR" || { echo "cannot mount tmpfs"; exit 1; }
 mount -t debugfs none /sys/kernel/debug 2>/dev/null
 KMEMLEAK=/sys/kernel/debug/kmemleak
-[ -w $KMEMLEAK ] && echo clear >$KMEMLEAK
+# Scans only at the end: the automatic one (60 s after boot) would slow
+# whichever test it meets, and the final scans find every leak as well.
+[ -w $KMEMLEAK ] && echo clear >$KMEMLEAK && echo scan=off >$KMEMLEAK
+# The binaries come from the host over 9p, where one request can wait 100 ms
+# and more on a busy host. The tests run copies on the tmpfs, so that their
+# page faults and exits (which the signal tests time) never wait for it.
+BIN=$TMPDIR/.bin
+mkdir "$BIN" && cp "$(dirname "$(dirname "$1")")/real-time-sync" "$@" "$BIN/" ||
+	{ echo "cannot copy the binaries to $BIN"; exit 1; }
+export REAL_TIME_SYNC_CLI=$BIN/real-time-sync
 BAD='BUG:|WARNING:|possible recursive locking|possible circular locking|inconsistent lock state|lockdep|KASAN|kmemleak|scheduling while atomic|Oops|general protection|hung_task|blocked for more than|soft lockup|refcount_t'
 log_lines=$(dmesg | wc -l)
 passed=0
@@ -55,6 +64,7 @@ run_test() {
 }
 
 for bin in "$@"; do
+	bin=$BIN/$(basename "$bin")
 	for t in $("$bin" --list --format terse 2>/dev/null | sed -n 's/: test$//p' | grep -- "${RTS_TEST_FILTER:-}"); do
 		start=$(date +%s.%N)
 		run_test "$bin" "$t"

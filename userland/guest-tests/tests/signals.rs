@@ -1,7 +1,9 @@
 //! How the call ends: signals that end it, the job-control stop that must
 //! not, and SIGKILL.
 
-use guest_tests::{Scratch, Syncer};
+use guest_tests::{arrives, Scratch, Syncer};
+use std::fs;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn pair(name: &str) -> (Scratch, std::path::PathBuf, std::path::PathBuf) {
@@ -59,4 +61,31 @@ fn job_control_stop_and_continue_keeps_the_call_going() {
     syncer.signal(libc::SIGINT);
     let status = syncer.wait_exit(Duration::from_secs(5)).unwrap().expect("still running");
     assert!(status.success(), "{}", syncer.stderr());
+}
+
+/// The call gives back every reference before it returns: both filesystems
+/// unmount right away, as after any program that used them.
+#[test]
+fn both_filesystems_unmount_as_soon_as_the_call_returned() {
+    let s = Scratch::new("umount-after");
+    for round in 0..5 {
+        let mounts = [s.dir(&format!("fs-a{round}")), s.dir(&format!("fs-b{round}"))];
+        for m in &mounts {
+            let status = Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(m).status().unwrap();
+            assert!(status.success(), "mount {m:?}");
+        }
+        // Below the mount roots, so the roots' parents are watched too.
+        let (a, b) = (mounts[0].join("a"), mounts[1].join("b"));
+        fs::create_dir_all(a.join("d")).unwrap();
+        fs::create_dir(&b).unwrap();
+        fs::write(a.join("d/f"), b"x").unwrap();
+        let syncer = Syncer::start(&a, &b);
+        assert!(arrives(&b.join("d/f"), b"x"), "round {round}: not mirrored");
+        syncer.stop();
+        for m in &mounts {
+            let out = Command::new("umount").arg(m).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "round {round}: umount {m:?}: {err}");
+        }
+    }
 }
