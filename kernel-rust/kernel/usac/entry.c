@@ -1,14 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * real_time_sync(2): keep two directory trees mirrored both ways until the
- * caller gets a signal. This entry only copies the two paths from user space;
- * the work is done by the Rust core (usac.rs).
+ * caller gets a signal. This entry only copies the two paths from user space
+ * and lets umount(2) end the calls on a mount; the work is done by the Rust
+ * core (usac.rs).
  */
 
 #include <linux/fs.h>
+#include <linux/real_time_sync.h>
+#include <linux/sched/signal.h>
 #include <linux/syscalls.h>
+#include <linux/wait.h>
 
 #include "usac.h"
+
+/* Woken when a call returns: an unmount waits for the calls on its mount. */
+static DECLARE_WAIT_QUEUE_HEAD(usac_call_returned);
 
 SYSCALL_DEFINE2(real_time_sync, const char __user *, dir_a,
 		const char __user *, dir_b)
@@ -26,7 +33,26 @@ SYSCALL_DEFINE2(real_time_sync, const char __user *, dir_a,
 		return PTR_ERR(b);
 	}
 	ret = usac_real_time_sync(a->name, b->name);
+	wake_up_all(&usac_call_returned);
 	putname(b);
 	putname(a);
 	return ret;
+}
+
+/*
+ * Called by umount(2) once it may unmount @mnt: every call with a root on
+ * @mnt ends with -ENOENT, and the unmount waits until they have let go of
+ * the mount, so that they do not make it fail with -EBUSY. An expiry
+ * (MNT_EXPIRE) only takes mounts nobody uses: it ends nothing.
+ */
+void real_time_sync_umount(struct vfsmount *mnt, int flags)
+{
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
+
+	if (flags & MNT_EXPIRE)
+		return;
+	add_wait_queue(&usac_call_returned, &wait);
+	while (usac_end_calls_on(mnt) && !fatal_signal_pending(current))
+		wait_woken(&wait, TASK_KILLABLE, MAX_SCHEDULE_TIMEOUT);
+	remove_wait_queue(&usac_call_returned, &wait);
 }

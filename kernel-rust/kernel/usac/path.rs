@@ -59,6 +59,11 @@ impl DirPath {
         &self.0
     }
 
+    /// The mount the directory was found on.
+    pub(crate) fn mount(&self) -> *const bindings::vfsmount {
+        self.0.mnt
+    }
+
     /// The directory's inode: what identifies it across mounts.
     pub(crate) fn inode(&self) -> *const bindings::inode {
         // SAFETY: the dentry is referenced and positive (type invariant).

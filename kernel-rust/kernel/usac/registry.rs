@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The table of live calls: a directory may be in one live pair only
-//! (`EBUSY`), and each user may run a bounded number of calls (`EMFILE`).
+//! (`EBUSY`), each user may run a bounded number of calls (`EMFILE`), and
+//! an unmount finds the calls it must end.
 
 use crate::path::DirPath;
 use core::cell::UnsafeCell;
-use kernel::alloc::{flags::GFP_KERNEL, KVec};
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::bindings;
 use kernel::error::{
     code::{EBUSY, EMFILE},
@@ -15,11 +17,19 @@ use kernel::error::{
 /// Live calls one user may have at once.
 pub(crate) const MAX_CALLS_PER_USER: usize = 128;
 
+/// # Invariants
+///
+/// `caller` and `unmounting` stay valid for as long as the pair is in the
+/// table: its [`Registration`], dropped by `caller` before it leaves the
+/// call, frees the flag only after taking the pair out.
 struct LivePair {
     a: *const bindings::inode,
     b: *const bindings::inode,
+    mounts: [*const bindings::vfsmount; 2],
     uid: u32,
     id: u64,
+    caller: *mut bindings::task_struct,
+    unmounting: *const AtomicBool,
 }
 
 struct Table {
@@ -65,12 +75,16 @@ impl Drop for Locked {
 /// A live call's entry in the table, removed on drop.
 pub(crate) struct Registration {
     id: u64,
+    unmounting: KBox<AtomicBool>,
 }
 
 impl Registration {
-    /// Registers the pair `a`, `b` of user `uid`.
+    /// Registers the pair `a`, `b` of user `uid`, called by the current
+    /// task, which keeps the registration until it leaves the call.
     pub(crate) fn new(a: &DirPath, b: &DirPath, uid: u32) -> Result<Self> {
+        let mounts = [a.mount(), b.mount()];
         let (a, b) = (a.inode(), b.inode());
+        let unmounting = KBox::new(AtomicBool::new(false), GFP_KERNEL)?;
         let mut locked = Locked::lock();
         let table = locked.table();
         let mut calls_of_user = 0;
@@ -87,9 +101,47 @@ impl Registration {
         }
         let id = table.next_id;
         table.next_id += 1;
-        table.pairs.push(LivePair { a, b, uid, id }, GFP_KERNEL)?;
-        Ok(Self { id })
+        let pair = LivePair {
+            a,
+            b,
+            mounts,
+            uid,
+            id,
+            // SAFETY: the running task.
+            caller: unsafe { bindings::get_current() },
+            unmounting: &*unmounting,
+        };
+        // INVARIANT: the caller keeps `Self` until it leaves the call.
+        table.pairs.push(pair, GFP_KERNEL)?;
+        Ok(Self { id, unmounting })
     }
+
+    /// True once an unmount of one of the mounts asked the call to end.
+    pub(crate) fn unmounting(&self) -> bool {
+        self.unmounting.load(Ordering::Acquire)
+    }
+}
+
+/// Asks every live call with a root on `mnt` to end, waking its caller;
+/// true while there is one.
+pub(crate) fn end_calls_on(mnt: *const bindings::vfsmount) -> bool {
+    let mut locked = Locked::lock();
+    let mut found = false;
+    for pair in locked
+        .table()
+        .pairs
+        .iter()
+        .filter(|p| p.mounts.contains(&mnt))
+    {
+        // SAFETY: a pair in the table has a live flag and caller (type
+        // invariant), and it stays in the table while we hold the lock.
+        unsafe {
+            (*pair.unmounting).store(true, Ordering::Release);
+            bindings::wake_up_process(pair.caller);
+        }
+        found = true;
+    }
+    found
 }
 
 impl Drop for Registration {

@@ -47,10 +47,18 @@ pub unsafe extern "C" fn usac_real_time_sync(dir_a: *const c_char, dir_b: *const
     }
 }
 
+/// Called by umount(2) for the mount `mnt` it is about to unmount: asks the
+/// calls with a root on it to end; true while there is such a call.
+#[no_mangle]
+pub extern "C" fn usac_end_calls_on(mnt: *const kernel::bindings::vfsmount) -> bool {
+    registry::end_calls_on(mnt)
+}
+
 fn real_time_sync(dir_a: &CStr, dir_b: &CStr) -> Result {
     let (a, b) = resolve_pair(dir_a, dir_b)?;
     let creds = Credentials::of_caller();
-    let _registration = Registration::new(&a, &b, creds.uid())?;
+    // Dropped last: an unmount waits for it, when the mounts are let go.
+    let registration = Registration::new(&a, &b, creds.uid())?;
     let engine = Engine::new(a, b, creds)?;
     engine.watch_roots()?;
     // SAFETY: the thread only borrows the engine, which lives until after
@@ -60,7 +68,7 @@ fn real_time_sync(dir_a: &CStr, dir_b: &CStr) -> Result {
     // Known before it runs, so the handler can tell its echo from the start.
     engine.set_thread(thread.task());
     thread.start();
-    let woken = wait::until_signal_or(|| engine.root_gone());
+    let woken = wait::until_signal_or(|| engine.root_gone() || registration.unmounting());
     // Teardown order: the thread first (it uses the marks), then the marks,
     // then the rest with the engine. Nothing waits for fsnotify's grace
     // period: what a late handler touches lives on in the marks.

@@ -1,9 +1,10 @@
 //! Whole trees and every way the call ends (issue "Whole trees").
 
-use guest_tests::{arrives, assert_mirrored, eventually, gone, ino, pair, Syncer, ARRIVAL};
+use guest_tests::{arrives, assert_mirrored, eventually, gone, ino, pair, Scratch, Syncer, ARRIVAL};
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -226,6 +227,39 @@ fn a_deleted_root_ends_the_call_with_enoent() {
 #[test]
 fn a_root_moved_away_ends_the_call_with_enoent() {
     ends_with_enoent(|root, b| fs::rename(b, root.join("elsewhere")).unwrap());
+}
+
+/// The filesystem of one root is unmounted (lazily or not, with the root
+/// on side A or B): the unmount succeeds, as the call lets go of the mount
+/// first, and the call ends with `ENOENT`.
+fn unmount_ends_with_enoent(lazy: bool, on_a: bool) {
+    let s = Scratch::new("umount-root");
+    let mnt = s.dir("fs");
+    let status = Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(&mnt).status().unwrap();
+    assert!(status.success(), "mount");
+    let (on_mount, other) = (mnt.join("root"), s.dir("other"));
+    fs::create_dir(&on_mount).unwrap();
+    let (a, b) = if on_a { (&on_mount, &other) } else { (&other, &on_mount) };
+    let mut sync = Syncer::start(a, b);
+    fs::write(a.join("f"), b"x").unwrap();
+    assert!(arrives(&b.join("f"), b"x"), "not mirrored");
+    let out = Command::new("umount").args(lazy.then_some("-l")).arg(&mnt).output().unwrap();
+    assert!(out.status.success(), "umount: {}", String::from_utf8_lossy(&out.stderr));
+    let status = sync.wait_exit(ARRIVAL).unwrap().expect("still running without its filesystem");
+    let stderr = sync.stderr();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(fs::read_dir(&mnt).unwrap().next().is_none(), "the tmpfs is still mounted");
+}
+
+#[test]
+fn unmounting_a_roots_filesystem_ends_the_call_with_enoent() {
+    unmount_ends_with_enoent(false, true);
+}
+
+#[test]
+fn a_lazy_unmount_of_a_roots_filesystem_ends_the_call_with_enoent() {
+    unmount_ends_with_enoent(true, false);
 }
 
 /// Regular files below `root`, found without following symlinks.
