@@ -46,7 +46,7 @@ pub(crate) struct Engine {
 
 impl Engine {
     /// Engine for the pair `a`, `b`, acting as `creds`, for the calling task.
-    pub(crate) fn new(a: DirPath, b: DirPath, creds: Credentials) -> Result<Arc<Self>> {
+    pub(crate) fn new(a: DirPath, b: DirPath, creds: Credentials) -> Result<KBox<Self>> {
         let group = Group::new()?;
         let events = Events::new([InodeId::of(a.inode()), InodeId::of(b.inode())])?;
         let engine = Self {
@@ -57,7 +57,7 @@ impl Engine {
             events,
             temp_seq: AtomicU64::new(0),
         };
-        Ok(Arc::new(engine, GFP_KERNEL)?)
+        Ok(KBox::new(engine, GFP_KERNEL)?)
     }
 
     /// Tells the handler which task is the sync thread.

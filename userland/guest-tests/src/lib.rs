@@ -115,6 +115,19 @@ pub fn call_errno_as_nobody(a: &Path, b: &Path) -> i32 {
     }
 }
 
+/// Mounts a fresh tmpfs on the directory `at`.
+pub fn mount_tmpfs(at: &Path) {
+    let status = Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(at).status().expect("run mount");
+    assert!(status.success(), "mount tmpfs on {at:?}");
+}
+
+/// Unmounts `at` (detaching it lazily if `lazy`); on failure, umount's
+/// message.
+pub fn umount(at: &Path, lazy: bool) -> Result<(), String> {
+    let out = Command::new("umount").args(lazy.then_some("-l")).arg(at).output().expect("run umount");
+    out.status.success().then_some(()).ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 /// The `real-time-sync` command built beside the test binaries.
 pub fn cli_path() -> PathBuf {
     if let Some(path) = std::env::var_os("REAL_TIME_SYNC_CLI") {

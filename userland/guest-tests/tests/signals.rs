@@ -1,17 +1,9 @@
 //! How the call ends: signals that end it, the job-control stop that must
 //! not, and SIGKILL.
 
-use guest_tests::{arrives, Scratch, Syncer};
+use guest_tests::{arrives, mount_tmpfs, pair, umount, Scratch, Syncer};
 use std::fs;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn pair(name: &str) -> (Scratch, std::path::PathBuf, std::path::PathBuf) {
-    let s = Scratch::new(name);
-    let a = s.dir("a");
-    let b = s.dir("b");
-    (s, a, b)
-}
 
 fn ends_cleanly_on(sig: i32) {
     let (_s, a, b) = pair("signal-end");
@@ -71,8 +63,7 @@ fn both_filesystems_unmount_as_soon_as_the_call_returned() {
     for round in 0..5 {
         let mounts = [s.dir(&format!("fs-a{round}")), s.dir(&format!("fs-b{round}"))];
         for m in &mounts {
-            let status = Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(m).status().unwrap();
-            assert!(status.success(), "mount {m:?}");
+            mount_tmpfs(m);
         }
         // Below the mount roots, so the roots' parents are watched too.
         let (a, b) = (mounts[0].join("a"), mounts[1].join("b"));
@@ -83,9 +74,8 @@ fn both_filesystems_unmount_as_soon_as_the_call_returned() {
         assert!(arrives(&b.join("d/f"), b"x"), "round {round}: not mirrored");
         syncer.stop();
         for m in &mounts {
-            let out = Command::new("umount").arg(m).output().unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "round {round}: umount {m:?}: {err}");
+            let unmounted = umount(m, false);
+            assert!(unmounted.is_ok(), "round {round}: umount {m:?}: {unmounted:?}");
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Whole trees and every way the call ends (issue "Whole trees").
 
-use guest_tests::{arrives, assert_mirrored, eventually, gone, ino, pair, Scratch, Syncer, ARRIVAL};
+use guest_tests::{
+    arrives, assert_mirrored, eventually, gone, ino, mount_tmpfs, pair, umount, Scratch, Syncer, ARRIVAL,
+};
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -235,16 +236,15 @@ fn a_root_moved_away_ends_the_call_with_enoent() {
 fn unmount_ends_with_enoent(lazy: bool, on_a: bool) {
     let s = Scratch::new("umount-root");
     let mnt = s.dir("fs");
-    let status = Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(&mnt).status().unwrap();
-    assert!(status.success(), "mount");
+    mount_tmpfs(&mnt);
     let (on_mount, other) = (mnt.join("root"), s.dir("other"));
     fs::create_dir(&on_mount).unwrap();
     let (a, b) = if on_a { (&on_mount, &other) } else { (&other, &on_mount) };
     let mut sync = Syncer::start(a, b);
     fs::write(a.join("f"), b"x").unwrap();
     assert!(arrives(&b.join("f"), b"x"), "not mirrored");
-    let out = Command::new("umount").args(lazy.then_some("-l")).arg(&mnt).output().unwrap();
-    assert!(out.status.success(), "umount: {}", String::from_utf8_lossy(&out.stderr));
+    let unmounted = umount(&mnt, lazy);
+    assert!(unmounted.is_ok(), "umount: {unmounted:?}");
     let status = sync.wait_exit(ARRIVAL).unwrap().expect("still running without its filesystem");
     let stderr = sync.stderr();
     assert_eq!(status.code(), Some(1), "{stderr}");
