@@ -7,7 +7,7 @@ use crate::creds::Credentials;
 use crate::events::{Dirty, Events, Move};
 use crate::notify::{Group, InodeId};
 use crate::path::DirPath;
-use crate::plan::{self, Action, Entry, Kind, Reason, Side};
+use crate::plan::{self, Action, Entry, Kind, Reason, Side, Time};
 use crate::thread::{self, Thread};
 use crate::vfs::{self, Held, Target};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +16,7 @@ use kernel::alloc::{
     KBox, KVec,
 };
 use kernel::bindings;
-use kernel::error::code::{EAGAIN, EEXIST, EISDIR, ENOENT};
+use kernel::error::code::{EAGAIN, EEXIST, EINTR, EISDIR, ENOENT};
 use kernel::ffi::{c_int, c_long, c_void};
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -41,6 +41,8 @@ pub(crate) struct Engine {
     creds: Credentials,
     group: Group,
     events: Arc<Events>,
+    /// Drawn per call: only this call's temporary names are its own.
+    call_id: u64,
     temp_seq: AtomicU64,
 }
 
@@ -48,13 +50,15 @@ impl Engine {
     /// Engine for the pair `a`, `b`, acting as `creds`, for the calling task.
     pub(crate) fn new(a: DirPath, b: DirPath, creds: Credentials) -> Result<KBox<Self>> {
         let group = Group::new()?;
-        let events = Events::new([InodeId::of(a.inode()), InodeId::of(b.inode())])?;
+        let call_id = thread::random_u64();
+        let events = Events::new([InodeId::of(a.inode()), InodeId::of(b.inode())], call_id)?;
         let engine = Self {
             a,
             b,
             creds,
             group,
             events,
+            call_id,
             temp_seq: AtomicU64::new(0),
         };
         Ok(KBox::new(engine, GFP_KERNEL)?)
@@ -165,7 +169,7 @@ impl Engine {
         if !ready {
             return (KVec::new(), KVec::new(), false);
         }
-        let batch = core::mem::take(&mut pending.dirty);
+        let batch = pending.take_dirty();
         let moves = core::mem::take(&mut pending.moves);
         let rescan_all = core::mem::replace(&mut pending.rescan_all, false);
         (batch, moves, rescan_all)
@@ -256,8 +260,12 @@ impl Engine {
                 }
             }
         }
+        batch
+            .as_mut_slice()
+            .sort_unstable_by(|x, y| x.path.as_slice().cmp(y.path.as_slice()));
+        let recent = batch.as_slice();
         let mut handle = |path: &[u8], why: Reason, work: &mut KVec<Dirty>| {
-            match self.sync_name(path, why, work, parked) {
+            match self.sync_name(path, why, work, parked, recent) {
                 Ok(()) => {}
                 // Raced with the user (a parent vanished or appeared, a
                 // directory filled up): reconcile the parent directory, which
@@ -276,7 +284,7 @@ impl Engine {
         };
         self.drain(&mut work, &mut handle);
         plan::for_each_coalesced(
-            batch.as_mut_slice(),
+            recent,
             |x, y| x.path.as_slice().cmp(y.path.as_slice()),
             |d| d.why,
             |d, mut why| {
@@ -312,21 +320,38 @@ impl Engine {
         };
         let mut entry = held.stat()?;
         if entry.kind == Kind::Symlink {
-            // Symlinks are equal when their targets are: compare a hash of
-            // the target, not times the sync cannot set.
-            entry.size = fnv1a(&vfs::read_link(&held)?);
-            entry.mtime_ns = 0;
+            // Symlinks are equal when their targets are, whatever the times
+            // (the sync cannot set them): see `settle_links`.
+            entry.mtime = Time::default();
         }
         Ok(Some((held, entry)))
     }
 
+    /// `y` as the planner should see it beside `x`: two symlinks whose
+    /// targets have one length look alike by size and time, so their
+    /// targets are compared byte for byte, and `y` made to differ if they do.
+    fn as_compared_with(x: &(Held, Entry), y: &(Held, Entry)) -> Result<Entry> {
+        let mut seen = y.1;
+        if x.1.kind == Kind::Symlink
+            && y.1.kind == Kind::Symlink
+            && x.1.size == y.1.size
+            && vfs::read_link(&x.0)? != vfs::read_link(&y.0)?
+        {
+            seen.size ^= 1;
+        }
+        Ok(seen)
+    }
+
     /// Brings one name to the same state on both sides.
+    ///
+    /// `recent` are the changes of the batch at work, sorted by path.
     fn sync_name(
         &self,
         rel: &[u8],
         why: Reason,
         work: &mut KVec<Dirty>,
         parked: &mut KVec<Dirty>,
+        recent: &[Dirty],
     ) -> Result {
         if let Some(side) = why.created_on() {
             if self.copy_new(side, rel)? {
@@ -355,7 +380,11 @@ impl Engine {
         let entry = |side| if side == Side::A { ea } else { eb };
         // What was looked up is opened as is: no second lookup to copy it.
         let held = |side| if side == Side::A { &a } else { &b }.as_ref().map(|s| &s.0);
-        let done = match plan::decide(ea, eb, why) {
+        let compared_b = match (&a, &b) {
+            (Some(x), Some(y)) => Some(Self::as_compared_with(x, y)?),
+            _ => eb,
+        };
+        let done = match plan::decide(ea, compared_b, why) {
             Action::Nothing => Ok(()),
             Action::Skip => Err(kernel::error::code::EPERM),
             Action::Copy { from } => {
@@ -365,51 +394,52 @@ impl Engine {
             Action::MakeDir { on } => {
                 let src = entry(on.other()).ok_or(ENOENT)?;
                 if entry(on).is_some() {
-                    self.remove_tree(on, rel)?;
+                    self.remove_tree(on, rel, recent)?;
                 }
                 vfs::mkdir(self.root(on), rel, src.mode)?;
                 push_scan(work, rel)
             }
             Action::ScanDir { mode_from } => {
                 if let Some(from) = mode_from {
-                    let src = entry(from).ok_or(ENOENT)?;
-                    vfs::chmod(self.root(from.other()), rel, src.mode)?;
+                    self.copy_mode(from, &a, &b)?;
                 }
                 self.scan_dir(rel, work)
             }
-            Action::Remove { on } => self.remove_tree(on, rel),
-            Action::CopyMode { from } => {
-                let src = entry(from).ok_or(ENOENT)?;
-                vfs::chmod(self.root(from.other()), rel, src.mode)
-            }
+            Action::Remove { on } => self.remove_tree(on, rel, recent),
+            Action::CopyMode { from } => self.copy_mode(from, &a, &b),
             Action::Conflict { winner } => {
                 let (won, lost) = (
                     entry(winner).ok_or(ENOENT)?,
                     entry(winner.other()).ok_or(ENOENT)?,
                 );
-                self.keep_both(winner, rel, &won, &lost)
+                // Two files with the same bytes are one version.
+                if won.kind == Kind::File
+                    && lost.kind == Kind::File
+                    && won.size == lost.size
+                    && self.same_bytes(&a, &b)?
+                {
+                    self.copy(winner, rel, &won, held(winner), Some(lost))
+                } else {
+                    self.keep_both(winner, rel, &won, &lost, work)
+                }
             }
             Action::CopyUnlessSame { from } => {
                 let (src, dst) = (
                     entry(from).ok_or(ENOENT)?,
                     entry(from.other()).ok_or(ENOENT)?,
                 );
-                if !vfs::same_content(&self.a, &self.b, rel)? {
+                if !self.same_bytes(&a, &b)? {
                     self.copy(from, rel, &src, held(from), Some(dst))
-                } else if src.mode != dst.mode {
-                    vfs::chmod(self.root(from.other()), rel, src.mode)
                 } else {
-                    Ok(())
+                    self.copy_mode(from, &a, &b)
                 }
             }
             Action::ConflictUnlessSame => {
                 let (x, y) = (ea.ok_or(ENOENT)?, eb.ok_or(ENOENT)?);
-                if !vfs::same_content(&self.a, &self.b, rel)? {
-                    self.keep_both(Side::A, rel, &x, &y)
-                } else if x.mode != y.mode {
-                    vfs::chmod(&self.b, rel, x.mode)
+                if !self.same_bytes(&a, &b)? {
+                    self.keep_both(Side::A, rel, &x, &y, work)
                 } else {
-                    Ok(())
+                    self.copy_mode(Side::A, &a, &b)
                 }
             }
         };
@@ -419,6 +449,33 @@ impl Engine {
             Err(e) if e == EAGAIN => self.requeue(rel, why),
             other => other,
         }
+    }
+
+    /// Gives the entry on the other side of `from` the permission bits of
+    /// `from`'s, as far as its owner may carry them; the very inode that
+    /// was looked at, not whatever the name holds by now.
+    fn copy_mode(
+        &self,
+        from: Side,
+        a: &Option<(Held, Entry)>,
+        b: &Option<(Held, Entry)>,
+    ) -> Result {
+        let (src, dst) = match from {
+            Side::A => (a, b),
+            Side::B => (b, a),
+        };
+        let ((_, src), (held, dst)) = (src.as_ref().ok_or(ENOENT)?, dst.as_ref().ok_or(ENOENT)?);
+        let mode = src.mode_for_copy_owned_by(dst.uid, dst.gid);
+        if mode == dst.mode {
+            return Ok(());
+        }
+        vfs::chmod(held, mode)
+    }
+
+    /// True when both sides' regular files hold the same bytes.
+    fn same_bytes(&self, a: &Option<(Held, Entry)>, b: &Option<(Held, Entry)>) -> Result<bool> {
+        let (a, b) = (a.as_ref().ok_or(ENOENT)?, b.as_ref().ok_or(ENOENT)?);
+        vfs::same_content(&a.0, &b.0, thread::should_stop)
     }
 
     /// Copies a file just created and written on `from` to the other side
@@ -445,17 +502,18 @@ impl Engine {
     /// not, the two names are reconciled one by one as a delete and a create.
     fn mirror_move(&self, side: Side, from: &[u8], to: &[u8]) -> Result<Option<Kind>> {
         let other = side.other();
-        let Some((_, moved)) = self.stat(side, to)? else {
+        let Some(moved) = self.stat(side, to)? else {
             return Ok(None);
         };
-        let Some((_, there)) = self.stat(other, from)? else {
+        let Some(there) = self.stat(other, from)? else {
             return Ok(None);
         };
-        if self.stat(other, to)?.is_some() || !moved.in_sync_with(&there) {
+        let there = Self::as_compared_with(&moved, &there)?;
+        if self.stat(other, to)?.is_some() || !moved.1.in_sync_with(&there) {
             return Ok(None);
         }
         vfs::rename(self.root(other), from, to)?;
-        Ok(Some(moved.kind))
+        Ok(Some(moved.1.kind))
     }
 
     /// Copies the file or symlink `rel` from `from` to the other side under a
@@ -471,7 +529,8 @@ impl Engine {
     ) -> Result {
         let to = from.other();
         let (dir, name) = vfs::split(rel);
-        let temp = plan::temp_name(self.temp_seq.fetch_add(1, Ordering::Relaxed));
+        let seq = self.temp_seq.fetch_add(1, Ordering::Relaxed);
+        let temp = plan::temp_name(self.call_id, seq);
         let temp_rel = vfs::join(dir, &temp)?;
         let looked_up;
         let source = match source {
@@ -522,15 +581,23 @@ impl Engine {
             return Err(EAGAIN);
         }
         if dst.kind == Kind::Dir {
-            self.remove_tree(to, rel)?;
+            self.remove_tree(to, rel, &[])?;
         }
         vfs::rename_in(self.root(to), dir, temp, name, Target::Replace)
     }
 
     /// Both sides changed `rel`: the loser's version moves aside under a
     /// conflict name, the winner's takes the name, and both sides end up
-    /// with both versions.
-    fn keep_both(&self, winner: Side, rel: &[u8], won: &Entry, lost: &Entry) -> Result {
+    /// with both versions. A directory is moved aside whole, and mirrored
+    /// by the scan of its new name: nothing of either version is removed.
+    fn keep_both(
+        &self,
+        winner: Side,
+        rel: &[u8],
+        won: &Entry,
+        lost: &Entry,
+        work: &mut KVec<Dirty>,
+    ) -> Result {
         let loser = winner.other();
         let (dir, name) = vfs::split(rel);
         let aside = self.free_conflict_name(dir, name, lost)?;
@@ -538,14 +605,22 @@ impl Engine {
         // The loser's version first: once moved aside it has no event left
         // that would bring it over.
         let aside_rel = vfs::join(dir, &aside)?;
-        self.copy(loser, &aside_rel, lost, None, None)?;
-        self.copy(winner, rel, won, None, None)
+        if lost.kind == Kind::Dir {
+            push_scan(work, &aside_rel)?;
+        } else {
+            self.copy(loser, &aside_rel, lost, None, None)?;
+        }
+        if won.kind == Kind::Dir {
+            push_scan(work, rel)
+        } else {
+            self.copy(winner, rel, won, None, None)
+        }
     }
 
     /// `NAME.sync-conflict-YYYYMMDD-HHMMSS`, with `-N` added when an
     /// earlier conflict in the same second took that name on either side.
     fn free_conflict_name(&self, dir: &[u8], name: &[u8], lost: &Entry) -> Result<KVec<u8>> {
-        let suffix = plan::conflict_suffix(lost.mtime_ns.div_euclid(1_000_000_000));
+        let suffix = plan::conflict_suffix(lost.mtime.secs);
         for n in 0..100u8 {
             let mut aside = KVec::with_capacity(name.len() + suffix.len() + 3, GFP_KERNEL)?;
             aside.extend_from_slice(name, GFP_KERNEL)?;
@@ -586,7 +661,9 @@ impl Engine {
             let Some(held) = vfs::lookup(self.root(side), rel)? else {
                 continue;
             };
-            if held.stat()?.kind != Kind::Dir {
+            // A directory the caller cannot list (a drop box) is not ours to
+            // read: neither watched nor listed.
+            if held.stat()?.kind != Kind::Dir || !held.may_list() {
                 continue;
             }
             // SAFETY: `held` references a dentry of the inode.
@@ -600,13 +677,11 @@ impl Engine {
             if !present[i] {
                 continue;
             }
-            for listed in vfs::list_dir(self.root(side), rel)?.iter() {
-                let path = vfs::join(rel, &listed.name)?;
-                if plan::is_temp_name(&listed.name) {
-                    // Left by a copy that died: never mirrored, never kept.
-                    let _ = vfs::unlink(self.root(side), &path);
+            for listed in vfs::list_dir(self.root(side), rel, &thread::should_stop)?.iter() {
+                if plan::is_temp_name_of(self.call_id, &listed.name) {
                     continue;
                 }
+                let path = vfs::join(rel, &listed.name)?;
                 let why = Reason {
                     rescan: true,
                     ..Reason::default()
@@ -617,8 +692,23 @@ impl Engine {
         Ok(())
     }
 
-    /// Removes `rel` from `side`: a file, or a whole directory tree.
-    fn remove_tree(&self, side: Side, rel: &[u8]) -> Result {
+    /// True when an event on `side` named `path` that the thread has not
+    /// acted on yet: in the batch at work (`recent`, sorted), or still
+    /// pending. Such an entry is newer than the decision to remove.
+    fn changed_meanwhile(&self, side: Side, path: &[u8], recent: &[Dirty]) -> bool {
+        let first = recent.partition_point(|d| d.path.as_slice() < path);
+        let in_batch = recent[first..]
+            .iter()
+            .take_while(|d| d.path.as_slice() == path)
+            .any(|d| d.why.changed_on(side));
+        in_batch || self.events.named_on(side, path)
+    }
+
+    /// Removes `rel` from `side`: a file, or a whole directory tree. What
+    /// was changed on `side` since (a file created while the user's `rm -rf`
+    /// ran on the other side) stays, with the directories that hold it: it
+    /// is newer than the delete, and mirrored back.
+    fn remove_tree(&self, side: Side, rel: &[u8], recent: &[Dirty]) -> Result {
         let root = self.root(side);
         let Some(held) = vfs::lookup(root, rel)? else {
             return Ok(());
@@ -630,14 +720,20 @@ impl Engine {
         // Post-order without recursion: the kernel stack is small.
         let mut stack: KVec<(KVec<u8>, bool)> = KVec::new();
         stack.push((clone_bytes(rel)?, false), GFP_KERNEL)?;
+        let mut kept = false;
         while let Some((dir, emptied)) = pop(&mut stack) {
+            if thread::should_stop() {
+                return Err(EINTR);
+            }
             if emptied {
                 match vfs::rmdir(root, &dir) {
+                    Err(e) if e == not_empty() => kept = true,
                     Err(e) if e != ENOENT => return Err(e),
-                    _ => continue,
+                    _ => {}
                 }
+                continue;
             }
-            let entries = vfs::list_dir(root, &dir)?;
+            let entries = vfs::list_dir(root, &dir, &thread::should_stop)?;
             stack.push((clone_bytes(&dir)?, true), GFP_KERNEL)?;
             for listed in entries.iter() {
                 let path = vfs::join(&dir, &listed.name)?;
@@ -648,6 +744,13 @@ impl Engine {
                             .transpose()?
                             .map(|e| e.kind)
                             == Some(Kind::Dir));
+                if thread::should_stop() {
+                    return Err(EINTR);
+                }
+                if self.changed_meanwhile(side, &path, recent) {
+                    kept = true;
+                    continue;
+                }
                 if is_dir {
                     stack.push((path, false), GFP_KERNEL)?;
                 } else {
@@ -657,6 +760,10 @@ impl Engine {
                     }
                 }
             }
+        }
+        // What stayed is reconciled with its parent, which never deletes.
+        if kept {
+            return Err(not_empty());
         }
         Ok(())
     }
@@ -709,6 +816,10 @@ fn raced(err: Error) -> bool {
         bindings::ELOOP,
     ]
     .contains(&errno)
+}
+
+fn not_empty() -> Error {
+    Error::from_errno(-(bindings::ENOTEMPTY as c_int))
 }
 
 /// What the sync thread keeps between batches.
@@ -776,13 +887,6 @@ fn pop<T>(v: &mut KVec<T>) -> Option<T> {
         v.set_len(len - 1);
         Some(item)
     }
-}
-
-/// 64-bit FNV-1a: a cheap fingerprint of a symlink target.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
 }
 
 /// Rate-limits the messages about names that could not be synced.

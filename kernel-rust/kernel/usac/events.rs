@@ -22,6 +22,11 @@ use kernel::types::ARef;
 /// the memory a flood of events can take.
 const MAX_PENDING: usize = 1 << 16;
 
+/// Bytes of pending names kept before the same fallback: long paths make
+/// each name cost up to `PATH_MAX`, and the entry limit alone would let a
+/// flood of them take hundreds of megabytes.
+const MAX_PENDING_BYTES: usize = 8 << 20;
+
 /// Renames kept for pairing before the engine lets them fall back to a
 /// delete plus a copy.
 const MAX_MOVES: usize = 1024;
@@ -55,6 +60,8 @@ impl Move {
 /// What the handler leaves for the thread.
 pub(crate) struct Pending {
     pub(crate) dirty: KVec<Dirty>,
+    /// Bytes of the names in `dirty` recorded by the handler.
+    dirty_bytes: usize,
     /// Something in `dirty` wants the thread now, not just after the grace
     /// for created files.
     pub(crate) urgent: bool,
@@ -76,17 +83,20 @@ pub(crate) struct Events {
     thread: TaskOnce,
     /// The inodes of both roots.
     roots: [InodeId; 2],
+    /// The call's random part of its temporary names.
+    call_id: u64,
 }
 
 impl Events {
     /// Events of a call by the current task on the roots `roots`; the
     /// first batch is a full reconciliation.
-    pub(crate) fn new(roots: [InodeId; 2]) -> Result<Arc<Self>> {
+    pub(crate) fn new(roots: [InodeId; 2], call_id: u64) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
                 pending <- kernel::new_spinlock!(
                     Pending {
                         dirty: KVec::new(),
+                        dirty_bytes: 0,
                         urgent: false,
                         moves: KVec::new(),
                         rescan_all: true,
@@ -97,6 +107,7 @@ impl Events {
                 caller: kernel::current!().into(),
                 thread: TaskOnce::new(),
                 roots,
+                call_id,
             }),
             GFP_KERNEL,
         )
@@ -110,6 +121,15 @@ impl Events {
     /// True once a root was deleted, moved or unmounted.
     pub(crate) fn root_gone(&self) -> bool {
         self.pending.lock().root_gone
+    }
+
+    /// True when an event on `side` named `path` and waits for the thread.
+    pub(crate) fn named_on(&self, side: Side, path: &[u8]) -> bool {
+        let pending = self.pending.lock();
+        pending
+            .dirty
+            .iter()
+            .any(|d| d.why.changed_on(side) && d.path.as_slice() == path)
     }
 
     fn end_with_root_gone(&self) {
@@ -129,7 +149,7 @@ impl Events {
 
 impl EventSink for Events {
     fn changed(&self, side: Side, dir: &[u8], name: &[u8], moved: Option<Moved>, how: Change) {
-        if plan::is_temp_name(name) || self.caused_by_sync_thread() {
+        if plan::is_temp_name_of(self.call_id, name) || self.caused_by_sync_thread() {
             return;
         }
         let moved_in = matches!(moved, Some(Moved::To(_)));
@@ -153,7 +173,11 @@ impl EventSink for Events {
             }
             let was_idle = pending.dirty.is_empty();
             match path {
-                Some(path) if pending.dirty.len() < MAX_PENDING => {
+                Some(path)
+                    if pending.dirty.len() < MAX_PENDING
+                        && pending.dirty_bytes + path.len() <= MAX_PENDING_BYTES =>
+                {
+                    pending.dirty_bytes += path.len();
                     let last = pending.dirty.as_mut_slice().last_mut();
                     match last {
                         Some(last) if last.path.as_slice() == path.as_slice() => {
@@ -200,6 +224,12 @@ impl EventSink for Events {
 }
 
 impl Pending {
+    /// Takes the pending names, for the thread to work on.
+    pub(crate) fn take_dirty(&mut self) -> KVec<Dirty> {
+        self.dirty_bytes = 0;
+        core::mem::take(&mut self.dirty)
+    }
+
     /// Pairs the two halves of a rename by their cookie. Runs in the
     /// handler: no sleeping; a half that cannot be kept is simply reconciled
     /// as a delete or a create.

@@ -26,6 +26,7 @@ const WATCH_MASK: u32 = bindings::FS_CREATE
     | bindings::FS_ATTRIB
     | bindings::FS_DELETE_SELF
     | bindings::FS_MOVE_SELF
+    | bindings::FS_UNMOUNT
     | bindings::FS_EVENT_ON_CHILD;
 
 /// Events on the parent of a root that may be the removal of the root.
@@ -306,7 +307,12 @@ unsafe extern "C" fn handle_inode_event(
         }
         return 0;
     }
-    if mask & GONE_MASK != 0 {
+    // A directory renamed over a watched one leaves it dead (`S_DEAD`) with
+    // only an attribute change (its link count) to tell.
+    // SAFETY: the inode of a mark is pinned while its mark is attached;
+    // `i_flags` is read without a lock, as `IS_DEADDIR` does.
+    let dead = !inode.is_null() && unsafe { (*inode).i_flags } & bindings::S_DEAD != 0;
+    if mask & GONE_MASK != 0 || (file_name.is_null() && dead) {
         sink.dir_gone(watch.side, &watch.dir);
         return 0;
     }

@@ -37,26 +37,61 @@ pub enum Kind {
     Special,
 }
 
+/// A modification time as the file system keeps it: any second a user can
+/// set (before 1970, after 2262) fits, and comparing needs no arithmetic.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct Time {
+    /// Seconds since the epoch.
+    pub secs: i64,
+    /// Nanoseconds within the second.
+    pub nanos: u32,
+}
+
 /// What one side holds under a name.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Entry {
     /// The kind of the entry.
     pub kind: Kind,
-    /// Size in bytes.
+    /// Size in bytes (for a symlink: the length of its target).
     pub size: u64,
-    /// Modification time in nanoseconds since the epoch.
-    pub mtime_ns: i64,
+    /// Modification time (for a symlink: zero, the sync cannot set it).
+    pub mtime: Time,
     /// Permission bits (`0o7777`).
     pub mode: u32,
+    /// Owner (kernel user ID).
+    pub uid: u32,
+    /// Group (kernel group ID).
+    pub gid: u32,
 }
+
+/// The setuid and setgid bits.
+const SET_ID_BITS: u32 = 0o6000;
 
 impl Entry {
     /// Both sides hold the same thing: what the sync itself leaves behind
     /// (same kind, size and mtime), so a change coming back is no new work.
     pub fn in_sync_with(&self, other: &Entry) -> bool {
         self.kind == other.kind
-            && (self.kind == Kind::Dir
-                || (self.size == other.size && self.mtime_ns == other.mtime_ns))
+            && (self.kind == Kind::Dir || (self.size == other.size && self.mtime == other.mtime))
+    }
+
+    /// The permission bits a copy of this entry gets when it belongs to
+    /// `uid`:`gid`: setuid and setgid only where those are this entry's
+    /// owner and group, as `cp` does, so a copy never grants a privilege
+    /// that its owner did not.
+    pub fn mode_for_copy_owned_by(&self, uid: u32, gid: u32) -> u32 {
+        if self.kind != Kind::File || (uid, gid) == (self.uid, self.gid) {
+            self.mode
+        } else {
+            self.mode & !SET_ID_BITS
+        }
+    }
+
+    /// The permission bits agree: equal, or `other` is what a copy of this
+    /// entry may carry under its owner (and the other way round).
+    pub fn mode_agrees_with(&self, other: &Entry) -> bool {
+        self.mode_for_copy_owned_by(other.uid, other.gid) == other.mode
+            || other.mode_for_copy_owned_by(self.uid, self.gid) == self.mode
     }
 }
 
@@ -104,6 +139,14 @@ impl Reason {
         ) {
             (true, side) => side,
             (false, _) => None,
+        }
+    }
+
+    /// An event on `side` named it.
+    pub fn changed_on(self, side: Side) -> bool {
+        match side {
+            Side::A => self.changed_a,
+            Side::B => self.changed_b,
         }
     }
 
@@ -201,7 +244,7 @@ fn create_from(from: Side, entry: Entry) -> Action {
 }
 
 fn newer(x: &Entry, y: &Entry) -> Side {
-    if y.mtime_ns > x.mtime_ns {
+    if y.mtime > x.mtime {
         Side::B
     } else {
         Side::A
@@ -212,7 +255,7 @@ fn both_sides(x: Entry, y: Entry, why: Reason) -> Action {
     if x.kind == Kind::Special || y.kind == Kind::Special {
         return Action::Skip;
     }
-    let mode_from = (x.mode != y.mode).then(|| why.only_changed().unwrap_or(Side::A));
+    let mode_from = (!x.mode_agrees_with(&y)).then(|| why.only_changed().unwrap_or(Side::A));
     if x.kind == Kind::Dir && y.kind == Kind::Dir {
         return match (why.rescan, mode_from) {
             (true, _) => Action::ScanDir { mode_from },
@@ -235,39 +278,49 @@ fn both_sides(x: Entry, y: Entry, why: Reason) -> Action {
             None => Action::Nothing,
         };
     }
-    let winner = why.only_changed().unwrap_or_else(|| newer(&x, &y));
-    if x.kind != y.kind {
-        // A file against a directory: the changed (or newer) one wins; the
-        // loser is replaced, as a delete plus a create would have done.
-        return create_from(winner, if winner == Side::A { x } else { y });
-    }
     match why.only_changed() {
+        // Kinds differ after a change on one side only: a delete plus a
+        // create there, mirrored as such.
+        Some(from) if x.kind != y.kind => create_from(from, if from == Side::A { x } else { y }),
         Some(from) => Action::Copy { from },
-        None => Action::Conflict { winner },
+        // Two versions and no way to tell which one is older news: the
+        // newer takes the name, the other is kept beside it, whatever its
+        // kind (a directory is renamed, never removed).
+        None => Action::Conflict {
+            winner: newer(&x, &y),
+        },
     }
 }
 
 /// Prefix of the temporary names the sync writes before renaming into
-/// place. Names with it are never mirrored.
+/// place.
 pub const TEMP_PREFIX: &[u8] = b".usac-tmp-";
 
-/// True for the sync's own temporary names.
-pub fn is_temp_name(name: &[u8]) -> bool {
-    name.starts_with(TEMP_PREFIX)
+/// Length of a temporary name: the prefix, the call's 16 hex digits, a
+/// dash and a sequence number's 16 hex digits.
+pub const TEMP_NAME_LEN: usize = TEMP_PREFIX.len() + 33;
+
+/// The temporary name number `seq` of the call `call` (a random number
+/// drawn per call): no user's name is taken for one by accident.
+pub fn temp_name(call: u64, seq: u64) -> [u8; TEMP_NAME_LEN] {
+    let mut out = [b'-'; TEMP_NAME_LEN];
+    out[..TEMP_PREFIX.len()].copy_from_slice(TEMP_PREFIX);
+    put_hex(&mut out[TEMP_PREFIX.len()..], call);
+    put_hex(&mut out[TEMP_PREFIX.len() + 17..], seq);
+    out
 }
 
-/// Length of a temporary name: the prefix and 16 hex digits.
-pub const TEMP_NAME_LEN: usize = TEMP_PREFIX.len() + 16;
+/// True for the temporary names of the call `call` only: what another call
+/// or a user made under a like name is mirrored as any other name.
+pub fn is_temp_name_of(call: u64, name: &[u8]) -> bool {
+    name.len() == TEMP_NAME_LEN
+        && name[..TEMP_PREFIX.len() + 17] == temp_name(call, 0)[..TEMP_PREFIX.len() + 17]
+}
 
-/// The temporary name with sequence number `seq`.
-pub fn temp_name(seq: u64) -> [u8; TEMP_NAME_LEN] {
-    let mut out = [0u8; TEMP_NAME_LEN];
-    out[..TEMP_PREFIX.len()].copy_from_slice(TEMP_PREFIX);
-    for i in 0..16 {
-        let nibble = ((seq >> (60 - 4 * i)) & 0xf) as u8;
-        out[TEMP_PREFIX.len() + i] = b"0123456789abcdef"[nibble as usize];
+fn put_hex(out: &mut [u8], value: u64) {
+    for (i, digit) in out.iter_mut().take(16).enumerate() {
+        *digit = b"0123456789abcdef"[(value >> (60 - 4 * i) & 0xf) as usize];
     }
-    out
 }
 
 /// `.sync-conflict-YYYYMMDD-HHMMSS`, appended to a name to keep the losing
@@ -276,6 +329,9 @@ pub const CONFLICT_SUFFIX_LEN: usize = 30;
 
 /// The conflict suffix for a modification time (UTC).
 pub fn conflict_suffix(mtime_secs: i64) -> [u8; CONFLICT_SUFFIX_LEN] {
+    // Years 0 to 9999 fit the name; any other time is shown clamped, and
+    // the clamp keeps the calendar arithmetic far from overflowing.
+    let mtime_secs = mtime_secs.clamp(-62_167_219_200, 253_402_300_799);
     let days = mtime_secs.div_euclid(86_400);
     let secs = mtime_secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
@@ -309,16 +365,15 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
-/// Calls `act` once per run of equal items in `items` (sorted first by
-/// `order`), with the reasons of the run merged: a burst of events on one
+/// Calls `act` once per run of equal items in `items`, which are sorted by
+/// `order`, with the reasons of the run merged: a burst of events on one
 /// name becomes one piece of work.
 pub fn for_each_coalesced<T>(
-    items: &mut [T],
+    items: &[T],
     order: impl Fn(&T, &T) -> core::cmp::Ordering,
     reason: impl Fn(&T) -> Reason,
     mut act: impl FnMut(&T, Reason),
 ) {
-    items.sort_unstable_by(&order);
     let mut start = 0;
     while start < items.len() {
         let mut why = reason(&items[start]);

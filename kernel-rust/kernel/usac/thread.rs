@@ -80,3 +80,9 @@ pub(crate) fn should_stop() -> bool {
     // SAFETY: only called from the sync kthread.
     unsafe { bindings::kthread_should_stop() }
 }
+
+/// A random number from the kernel's CRNG.
+pub(crate) fn random_u64() -> u64 {
+    // SAFETY: no preconditions; may be called from any context.
+    unsafe { bindings::get_random_u64() }
+}

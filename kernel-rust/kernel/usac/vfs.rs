@@ -6,7 +6,7 @@
 //! thread assumed, so the VFS checks each permission as for the caller.
 
 use crate::path::DirPath;
-use crate::plan::{Entry, Kind};
+use crate::plan::{Entry, Kind, Time};
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::bindings;
 use kernel::error::{
@@ -124,10 +124,25 @@ impl Held {
         };
         Ok(Entry {
             kind,
-            size: st.size as u64,
-            mtime_ns: st.mtime.tv_sec * 1_000_000_000 + st.mtime.tv_nsec as i64,
+            // Never negative for an inode; a file system that says otherwise
+            // gets an empty file, not a wrapped size.
+            size: u64::try_from(st.size).unwrap_or(0),
+            mtime: Time {
+                secs: st.mtime.tv_sec,
+                nanos: u32::try_from(st.mtime.tv_nsec).unwrap_or(0),
+            },
             mode: mode & 0o7777,
+            uid: st.uid.val,
+            gid: st.gid.val,
         })
+    }
+
+    /// True when the running credentials may list the directory (read and
+    /// search it), as `opendir(3)` plus a lookup would need.
+    pub(crate) fn may_list(&self) -> bool {
+        let mask = (bindings::MAY_READ | bindings::MAY_EXEC) as c_int;
+        // SAFETY: the path is referenced (type invariant).
+        unsafe { bindings::path_permission(&self.0, mask) == 0 }
     }
 
     /// True while some task has the file open for writing: its close will
@@ -332,12 +347,18 @@ impl Listed {
 }
 
 #[repr(C)]
-struct Lister {
+struct Lister<'a> {
     ctx: bindings::dir_context,
     names: KVec<Listed>,
     added: usize,
     failed: bool,
+    /// Asked every [`STOP_CHECK_EVERY`] names: a huge directory is listed
+    /// in many milliseconds.
+    stop: &'a dyn Fn() -> bool,
+    stopped: bool,
 }
+
+const STOP_CHECK_EVERY: usize = 64;
 
 /// Collects one directory entry into the `Lister`.
 ///
@@ -354,11 +375,15 @@ unsafe extern "C" fn list_actor(
 ) -> bool {
     // SAFETY: `ctx` is the first field of the `Lister` that `list_dir`
     // passed to `iterate_dir`, alive and exclusively ours for the call.
-    let lister = unsafe { &mut *ctx.cast::<Lister>() };
+    let lister = unsafe { &mut *ctx.cast::<Lister<'_>>() };
     // SAFETY: the file system passes `len` valid bytes at `name`.
     let name = unsafe { core::slice::from_raw_parts(name.cast::<u8>(), len as usize) };
     if name == b"." || name == b".." {
         return true;
+    }
+    if lister.added % STOP_CHECK_EVERY == 0 && (lister.stop)() {
+        lister.stopped = true;
+        return false;
     }
     let mut owned = KVec::new();
     if owned.extend_from_slice(name, GFP_KERNEL).is_err()
@@ -382,7 +407,12 @@ unsafe extern "C" fn list_actor(
 
 /// Lists the directory `rel` below `root`. Names are collected first and
 /// acted on afterwards: `iterate_dir` holds the directory lock meanwhile.
-pub(crate) fn list_dir(root: &DirPath, rel: &[u8]) -> Result<KVec<Listed>> {
+/// Stops with `EINTR` when `stop()` turns true.
+pub(crate) fn list_dir(
+    root: &DirPath,
+    rel: &[u8],
+    stop: &dyn Fn() -> bool,
+) -> Result<KVec<Listed>> {
     let dir = OpenFile::open(root, rel, bindings::O_RDONLY | bindings::O_DIRECTORY, 0)?;
     let mut lister = Lister {
         ctx: bindings::dir_context {
@@ -392,6 +422,8 @@ pub(crate) fn list_dir(root: &DirPath, rel: &[u8]) -> Result<KVec<Listed>> {
         names: KVec::new(),
         added: 0,
         failed: false,
+        stop,
+        stopped: false,
     };
     loop {
         lister.added = 0;
@@ -400,6 +432,9 @@ pub(crate) fn list_dir(root: &DirPath, rel: &[u8]) -> Result<KVec<Listed>> {
         to_result(unsafe { bindings::iterate_dir(dir.0, &mut lister.ctx) })?;
         if lister.failed {
             return Err(kernel::error::code::ENOMEM);
+        }
+        if lister.stopped {
+            return Err(EINTR);
         }
         // Some file systems hand out one buffer's worth per call.
         if lister.added == 0 {
@@ -678,8 +713,10 @@ pub(crate) fn rename(root: &DirPath, from: &[u8], to: &[u8]) -> Result {
     to_result(unsafe { bindings::vfs_rename(&mut rd) })
 }
 
-/// Sets mode and mtime of an open file's inode.
-fn set_attrs(file: &OpenFile, mode: u32, mtime_ns: i64) -> Result {
+/// Sets mode, mtime and, when `owner` is given, owner and group of an
+/// open file's inode, in one change: the mode is checked against the new
+/// owner, never applied to the old one first.
+fn set_attrs(file: &OpenFile, mode: u32, mtime: Time, owner: Option<(u32, u32)>) -> Result {
     let dentry = file.dentry();
     // SAFETY: the open file pins its dentry and positive inode.
     let inode = unsafe { (*dentry).d_inode };
@@ -691,9 +728,14 @@ fn set_attrs(file: &OpenFile, mode: u32, mtime_ns: i64) -> Result {
         | bindings::ATTR_CTIME;
     attr.ia_mode = (mode & 0o7777 | (bindings::S_IFREG)) as bindings::umode_t;
     attr.ia_mtime = bindings::timespec64 {
-        tv_sec: mtime_ns.div_euclid(1_000_000_000),
-        tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
+        tv_sec: mtime.secs,
+        tv_nsec: mtime.nanos.try_into().unwrap_or(0),
     };
+    if let Some((uid, gid)) = owner {
+        attr.ia_valid |= bindings::ATTR_UID | bindings::ATTR_GID;
+        attr.__bindgen_anon_1.ia_vfsuid = bindings::vfsuid_t { val: uid };
+        attr.__bindgen_anon_2.ia_vfsgid = bindings::vfsgid_t { val: gid };
+    }
     // SAFETY: `notify_change` wants the inode locked; the dentry is pinned.
     unsafe { bindings::inode_lock(inode) };
     // SAFETY: as above; no delegated inode is asked for.
@@ -710,9 +752,19 @@ fn set_attrs(file: &OpenFile, mode: u32, mtime_ns: i64) -> Result {
     to_result(ret)
 }
 
-/// Sets the permission bits of `rel`.
-pub(crate) fn chmod(root: &DirPath, rel: &[u8], mode: u32) -> Result {
-    let held = lookup(root, rel)?.ok_or(ENOENT)?;
+/// Owner and group (kernel IDs) of an open file's inode.
+fn owner_of(file: &OpenFile) -> (u32, u32) {
+    // SAFETY: the open file pins its dentry and positive inode; the IDs are
+    // read without a lock, as `generic_fillattr` does.
+    unsafe {
+        let inode = (*file.dentry()).d_inode;
+        ((*inode).i_uid.val, (*inode).i_gid.val)
+    }
+}
+
+/// Sets the permission bits of the entry `held`: the inode that was looked
+/// at, never whatever its name holds by now.
+pub(crate) fn chmod(held: &Held, mode: u32) -> Result {
     let _write = MountWrite::get(held.mnt())?;
     let inode = held.inode();
     // SAFETY: plain data, the fields we set are marked in `ia_valid`.
@@ -758,20 +810,32 @@ pub(crate) fn copy_file(
         bindings::O_WRONLY | bindings::O_CREAT | bindings::O_EXCL,
         0o600,
     )?;
-    if seen.size <= BUFFERED_COPY_MAX as u64 {
-        let mut buf = KVec::from_elem(0u8, seen.size as usize, GFP_KERNEL)?;
+    // As `cp -a`: a caller allowed to chown gives the copy the source's
+    // owner; any other copy is the caller's, without setuid and setgid.
+    let owner = may_chown().then_some((seen.uid, seen.gid));
+    let (uid, gid) = owner.unwrap_or_else(|| owner_of(&to));
+    let mode = seen.mode_for_copy_owned_by(uid, gid);
+    if let Some(small) = usize::try_from(seen.size)
+        .ok()
+        .filter(|&n| n <= BUFFERED_COPY_MAX)
+    {
+        let mut buf = KVec::from_elem(0u8, small, GFP_KERNEL)?;
         let read = from.read_full(&mut buf, &mut 0)?;
         to.write_all(&buf[..read], &mut 0)?;
-        set_attrs(&to, seen.mode, seen.mtime_ns)?;
+        set_attrs(&to, mode, seen.mtime, owner)?;
         return Ok(Copied { _file: to });
     }
     let mut pos: i64 = 0;
     let mut splice = 0;
-    while (pos as u64) < seen.size {
+    loop {
+        let done = u64::try_from(pos).map_err(|_| EINVAL)?;
+        let Some(left) = seen.size.checked_sub(done).filter(|&n| n > 0) else {
+            break;
+        };
         if stop() {
             return Err(EINTR);
         }
-        let chunk = (seen.size - pos as u64).min(COPY_CHUNK as u64) as usize;
+        let chunk = usize::try_from(left.min(COPY_CHUNK as u64)).map_err(|_| EINVAL)?;
         // SAFETY: both files are open, for reading and for writing.
         let n = unsafe { bindings::vfs_copy_file_range(from.0, pos, to.0, pos, chunk, splice) };
         if n < 0 {
@@ -787,9 +851,9 @@ pub(crate) fn copy_file(
         if n == 0 {
             break;
         }
-        pos += n as i64;
+        pos = pos.checked_add(n as i64).ok_or(EINVAL)?;
     }
-    set_attrs(&to, seen.mode, seen.mtime_ns)?;
+    set_attrs(&to, mode, seen.mtime, owner)?;
     Ok(Copied { _file: to })
 }
 
@@ -807,12 +871,13 @@ const BUFFERED_COPY_MAX: usize = 16 << 10;
 /// Bytes compared at a time by [`same_content`].
 const COMPARE_CHUNK: usize = 16 << 10;
 
-/// True when the regular files `rel` below `a` and below `b` hold the same
-/// bytes.
-pub(crate) fn same_content(a: &DirPath, b: &DirPath, rel: &[u8]) -> Result<bool> {
+/// True when the regular files `a` and `b` (as looked up and seen to be
+/// regular files: no FIFO swapped in meanwhile is opened) hold the same
+/// bytes. Stops with `EINTR` when `stop()` turns true between chunks.
+pub(crate) fn same_content(a: &Held, b: &Held, stop: impl Fn() -> bool) -> Result<bool> {
     let files = [
-        OpenFile::open(a, rel, bindings::O_RDONLY, 0)?,
-        OpenFile::open(b, rel, bindings::O_RDONLY, 0)?,
+        OpenFile::open_for_reading(a)?,
+        OpenFile::open_for_reading(b)?,
     ];
     let mut chunks = [
         KVec::from_elem(0u8, COMPARE_CHUNK, GFP_KERNEL)?,
@@ -820,6 +885,9 @@ pub(crate) fn same_content(a: &DirPath, b: &DirPath, rel: &[u8]) -> Result<bool>
     ];
     let mut pos = [0i64; 2];
     loop {
+        if stop() {
+            return Err(EINTR);
+        }
         let mut read = [0usize; 2];
         for i in 0..2 {
             read[i] = files[i].read_full(&mut chunks[i], &mut pos[i])?;
@@ -845,6 +913,12 @@ pub(crate) fn wait_for_renames_in(root: &DirPath, rel: &[u8]) -> Result {
     // SAFETY: locked just above.
     unsafe { bindings::inode_unlock_shared(dir.inode()) };
     Ok(())
+}
+
+/// True when the running credentials may give files any owner.
+fn may_chown() -> bool {
+    // SAFETY: checks the running task's (assumed) credentials only.
+    unsafe { bindings::capable(bindings::CAP_CHOWN as c_int) }
 }
 
 /// Creates the symlink `rel` pointing to `target`.

@@ -1,12 +1,16 @@
 use super::*;
 use proptest::prelude::*;
 
-fn file(size: u64, mtime_ns: i64) -> Entry {
-    Entry { kind: Kind::File, size, mtime_ns, mode: 0o644 }
+fn at(secs: i64) -> Time {
+    Time { secs, nanos: 0 }
+}
+
+fn file(size: u64, secs: i64) -> Entry {
+    Entry { kind: Kind::File, size, mtime: at(secs), mode: 0o644, uid: 1000, gid: 1000 }
 }
 
 fn dir() -> Entry {
-    Entry { kind: Kind::Dir, size: 0, mtime_ns: 0, mode: 0o755 }
+    Entry { kind: Kind::Dir, size: 0, mtime: at(0), mode: 0o755, uid: 1000, gid: 1000 }
 }
 
 const ON_A: Reason =
@@ -127,7 +131,7 @@ fn writes_on_both_sides_within_one_tick_are_compared_byte_for_byte() {
 
 #[test]
 fn special_files_are_skipped() {
-    let fifo = Entry { kind: Kind::Special, size: 0, mtime_ns: 0, mode: 0o644 };
+    let fifo = Entry { kind: Kind::Special, ..file(0, 0) };
     assert_eq!(decide(Some(fifo), None, ON_A), Action::Skip);
     assert_eq!(decide(Some(fifo), Some(file(1, 1)), ON_A), Action::Skip);
 }
@@ -136,15 +140,6 @@ fn special_files_are_skipped() {
 fn file_replacing_a_directory_wins_when_it_changed() {
     assert_eq!(decide(Some(file(1, 1)), Some(dir()), ON_A), Action::Copy { from: Side::A });
     assert_eq!(decide(Some(file(1, 1)), Some(dir()), ON_B), Action::MakeDir { on: Side::A });
-}
-
-#[test]
-fn temp_names_are_recognised() {
-    let name = temp_name(0xdead_beef);
-    assert_eq!(&name[..], b".usac-tmp-00000000deadbeef");
-    assert!(is_temp_name(&name));
-    assert!(!is_temp_name(b"usac-tmp-1"));
-    assert!(!is_temp_name(b"notes.txt"));
 }
 
 #[test]
@@ -165,15 +160,30 @@ fn a_burst_on_one_name_is_one_piece_of_work() {
     items.push((b"other", ON_B));
     items.push((b"log.txt", ON_B));
     let mut seen = Vec::new();
-    for_each_coalesced(&mut items, |x, y| x.0.cmp(y.0), |x| x.1, |x, why| seen.push((x.0, why)));
+    items.sort_by(|x, y| x.0.cmp(y.0));
+    for_each_coalesced(&items, |x, y| x.0.cmp(y.0), |x| x.1, |x, why| seen.push((x.0, why)));
     assert_eq!(seen, vec![(&b"log.txt"[..], BOTH), (&b"other"[..], ON_B)]);
 }
 
 fn entry() -> impl Strategy<Value = Option<Entry>> {
     let kind = prop_oneof![Just(Kind::File), Just(Kind::Dir), Just(Kind::Symlink), Just(Kind::Special)];
     proptest::option::of(
-        (kind, 0u64..4, 0i64..4, prop_oneof![Just(0o644u32), Just(0o600)])
-            .prop_map(|(kind, size, mtime_ns, mode)| Entry { kind, size, mtime_ns, mode }),
+        (
+            kind,
+            0u64..4,
+            prop_oneof![Just(i64::MIN), Just(-1i64), 0i64..4, Just(i64::MAX)],
+            0u32..2,
+            any::<bool>(),
+            0u32..2,
+        )
+            .prop_map(|(kind, size, secs, nanos, setuid, uid)| Entry {
+                kind,
+                size,
+                mtime: Time { secs, nanos },
+                mode: if setuid { 0o4755 } else { 0o755 },
+                uid,
+                gid: uid,
+            }),
     )
 }
 
@@ -216,7 +226,7 @@ fn apply(a: Option<Entry>, b: Option<Entry>, action: Action) -> (Option<Entry>, 
 fn agree(a: &Option<Entry>, b: &Option<Entry>) -> bool {
     match (a, b) {
         (None, None) => true,
-        (Some(x), Some(y)) => x.in_sync_with(y) && x.mode == y.mode,
+        (Some(x), Some(y)) => x.in_sync_with(y) && x.mode_agrees_with(y),
         _ => false,
     }
 }
@@ -256,5 +266,70 @@ proptest! {
         prop_assert!(s.starts_with(b".sync-conflict-"));
         prop_assert!(s[15..23].iter().chain(&s[24..30]).all(u8::is_ascii_digit));
         prop_assert_eq!(s[23], b'-');
+    }
+}
+
+#[test]
+fn times_past_2262_and_before_1970_order_without_overflow() {
+    let (far, past) = (file(4, 9_300_000_000), file(4, -2_000_000_000));
+    assert_eq!(decide(Some(past), Some(far), BOTH), Action::Conflict { winner: Side::B });
+    assert_eq!(decide(Some(far), Some(past), BOTH), Action::Conflict { winner: Side::A });
+    let s = conflict_suffix(i64::MAX);
+    assert_eq!(&s[15..], b"99991231-235959");
+    let s = conflict_suffix(i64::MIN);
+    assert_eq!(&s[15..], b"00000101-000000");
+}
+
+#[test]
+fn a_copy_owned_by_someone_else_carries_no_setuid_or_setgid_bit() {
+    let prog = Entry { mode: 0o6755, uid: 1000, gid: 1000, ..file(4, 1) };
+    assert_eq!(prog.mode_for_copy_owned_by(1000, 1000), 0o6755);
+    assert_eq!(prog.mode_for_copy_owned_by(0, 0), 0o755);
+    assert_eq!(prog.mode_for_copy_owned_by(1000, 0), 0o755);
+    // Directories keep setgid: it only says which group new entries get.
+    let shared = Entry { mode: 0o2775, ..dir() };
+    assert_eq!(shared.mode_for_copy_owned_by(0, 0), 0o2775);
+}
+
+#[test]
+fn a_stripped_copy_agrees_with_its_setuid_source() {
+    let prog = Entry { mode: 0o4755, uid: 1000, gid: 1000, ..file(4, 1) };
+    let copy = Entry { mode: 0o755, uid: 65534, gid: 65534, ..file(4, 1) };
+    assert_eq!(decide(Some(prog), Some(copy), SCAN), Action::Nothing);
+    assert_eq!(decide(Some(copy), Some(prog), ON_A), Action::Nothing);
+    // Same owner: the bits are the caller's own to copy.
+    let own = Entry { mode: 0o755, ..prog };
+    assert_eq!(decide(Some(prog), Some(own), ON_A), Action::CopyMode { from: Side::A });
+}
+
+#[test]
+fn kinds_that_clash_without_a_one_sided_change_keep_both() {
+    let newer_file = file(4, 9);
+    let older_dir = Entry { mtime: at(1), ..dir() };
+    assert_eq!(decide(Some(older_dir), Some(newer_file), SCAN), Action::Conflict { winner: Side::B });
+    assert_eq!(decide(Some(newer_file), Some(older_dir), BOTH), Action::Conflict { winner: Side::A });
+    // A delete plus a create on one side replaces the other kind.
+    assert_eq!(decide(Some(newer_file), Some(older_dir), ON_A), Action::Copy { from: Side::A });
+}
+
+#[test]
+fn temporary_names_are_per_call() {
+    let name = temp_name(0xabc, 7);
+    assert!(is_temp_name_of(0xabc, &name));
+    assert!(!is_temp_name_of(0xabd, &name));
+    assert!(!is_temp_name_of(0xabc, b".usac-tmp-notes"));
+    assert!(!is_temp_name_of(0xabc, &name[..name.len() - 1]));
+    assert_eq!(&name[..], b".usac-tmp-0000000000000abc-0000000000000007");
+}
+
+proptest! {
+    #[test]
+    fn no_decision_destroys_a_version_without_a_change_against_it(a in entry(), b in entry(), why in reason()) {
+        // Without a one-sided change, whatever differs is kept: no remove,
+        // and a replaced version is a conflict that keeps it.
+        prop_assume!(why.only_changed().is_none());
+        let action = decide(a, b, why);
+        prop_assert!(!matches!(action, Action::Remove { .. } | Action::Copy { .. } if a.is_some() && b.is_some()), "{:?}", action);
+        prop_assert!(!matches!(action, Action::MakeDir { .. } if a.is_some() && b.is_some()), "{:?}", action);
     }
 }

@@ -1,0 +1,188 @@
+//! What a user next to a running call can do to it: extreme times, setuid
+//! files, unreadable directories, renames over a root, names that look like
+//! the sync's own, work too long to wait for (issue "Hardening").
+
+use guest_tests::{arrives, eventually, pair, Scratch, Syncer, ARRIVAL};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// Runs `script` with `sh -c` as user and group `uid` (no other groups).
+fn sh_as(uid: u32, script: &str) {
+    let status = Command::new("setpriv")
+        .args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()])
+        .args(["sh", "-c", script])
+        .status()
+        .expect("run setpriv");
+    assert!(status.success(), "as {uid}: {script}");
+}
+
+fn sh(script: &str) {
+    let status = Command::new("sh").args(["-c", script]).status().expect("run sh");
+    assert!(status.success(), "{script}");
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().mode() & 0o7777
+}
+
+fn mtime_secs(p: &Path) -> i64 {
+    fs::symlink_metadata(p).unwrap().mtime()
+}
+
+/// The call must still answer: SIGINT ends it with 0 within 100 ms.
+fn stops_within_100ms(mut sync: Syncer) {
+    let sent = Instant::now();
+    sync.signal(libc::SIGINT);
+    let status = sync.wait_exit(Duration::from_secs(20)).unwrap().expect("still running after SIGINT");
+    let took = sent.elapsed();
+    let stderr = sync.stderr();
+    assert!(status.success() && stderr.contains("stopped"), "{status:?}: {stderr}");
+    assert!(took < Duration::from_millis(100), "SIGINT took {took:?}");
+}
+
+#[test]
+fn dates_past_2262_and_before_1970_are_mirrored_without_a_crash() {
+    let (s, a, b) = pair("far-dates");
+    let sync = Syncer::start(&a, &b);
+    for (name, date) in [("future", "@9300000000"), ("past", "@-2000000000"), ("max", "@253402300799")] {
+        let f = s.file(&format!("a/{name}"), name.as_bytes());
+        sh(&format!("touch -d {date} {}", f.display()));
+        let want = mtime_secs(&f);
+        assert!(
+            eventually(ARRIVAL, || fs::symlink_metadata(b.join(name)).is_ok_and(|m| m.mtime() == want)),
+            "{name} ({date}) did not arrive with its mtime"
+        );
+        assert_eq!(fs::read(b.join(name)).unwrap(), name.as_bytes());
+    }
+    // A conflict on a far-future file names its kept version without a crash.
+    fs::write(a.join("future"), b"a side").unwrap();
+    fs::write(b.join("future"), b"b side").unwrap();
+    sh(&format!("touch -d @9300000000 {}", b.join("future").display()));
+    assert!(eventually(ARRIVAL, || fs::read(a.join("future")).ok() == fs::read(b.join("future")).ok()));
+    stops_within_100ms(sync);
+}
+
+#[test]
+fn a_root_caller_never_makes_a_root_owned_setuid_copy() {
+    let (_s, a, b) = pair("setuid-root");
+    fs::set_permissions(&a, fs::Permissions::from_mode(0o777)).unwrap();
+    let sync = Syncer::start(&a, &b);
+    sh_as(65534, &format!("echo '#!/bin/sh' > {0}/prog && chmod 6755 {0}/prog", a.display()));
+    let copy = b.join("prog");
+    assert!(arrives(&copy, b"#!/bin/sh\n"), "not mirrored");
+    // As `cp -a` run by root: the copy belongs to the source's owner.
+    let meta = fs::metadata(&copy).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "copy owned by {}:{}", meta.uid(), meta.gid());
+    assert_eq!(mode(&copy), 0o6755);
+    // A later chmod reaches the same inode with the same owner.
+    sh_as(65534, &format!("chmod 4711 {}/prog", a.display()));
+    assert!(eventually(ARRIVAL, || mode(&copy) == 0o4711), "mode {:o}", mode(&copy));
+    assert_eq!(fs::metadata(&copy).unwrap().uid(), 65534);
+    sync.stop();
+}
+
+#[test]
+fn an_unprivileged_caller_never_makes_setuid_copies_of_others_files() {
+    let s = Scratch::new("setuid-user");
+    let (a, b) = (s.dir("a"), s.dir("b"));
+    sh(&format!("chown 65534:65534 {} {}", a.display(), b.display()));
+    let sync = Syncer::start_as_nobody(&a, &b);
+    sh(&format!("echo x > {0}/prog && chown 1000:1000 {0}/prog && chmod 6755 {0}/prog", a.display()));
+    let copy = b.join("prog");
+    assert!(arrives(&copy, b"x\n"), "not mirrored");
+    let meta = fs::metadata(&copy).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    assert_eq!(mode(&copy), 0o755, "setuid/setgid bits kept on a copy owned by the caller");
+    // A mode change of the source brings no setuid bit either.
+    sh(&format!("chmod 4711 {}/prog", a.display()));
+    assert!(eventually(ARRIVAL, || mode(&copy) == 0o711), "mode {:o}", mode(&copy));
+    sleep(Duration::from_millis(300));
+    assert_eq!(mode(&copy), 0o711);
+    sync.stop();
+}
+
+#[test]
+fn a_directory_the_caller_cannot_list_is_neither_watched_nor_copied() {
+    let s = Scratch::new("drop-box");
+    let (a, b) = (s.dir("a"), s.dir("b"));
+    // A drop box of root's: others may put files in, but not list them.
+    s.dir("a/drop");
+    s.file("a/drop/before", b"secret before");
+    sh(&format!("chown 65534:65534 {} {} && chmod 0733 {}/drop", a.display(), b.display(), a.display()));
+    let sync = Syncer::start_as_nobody(&a, &b);
+    fs::write(a.join("sentinel"), b"visible").unwrap();
+    assert!(arrives(&b.join("sentinel"), b"visible"), "the pair does not mirror");
+    // Once the start is over, a watch on the drop box would report this.
+    fs::write(a.join("drop/after"), b"secret after").unwrap();
+    fs::write(a.join("sentinel"), b"later").unwrap();
+    assert!(arrives(&b.join("sentinel"), b"later"), "the pair does not mirror");
+    sleep(Duration::from_millis(500));
+    for leaked in ["drop/before", "drop/after"] {
+        assert!(fs::symlink_metadata(b.join(leaked)).is_err(), "{leaked} leaked to B");
+    }
+    assert_eq!(fs::read(a.join("drop/before")).unwrap(), b"secret before");
+    sync.stop();
+}
+
+#[test]
+fn a_rename_over_a_root_ends_the_call_with_enoent() {
+    let (s, a, b) = pair("rename-over-root");
+    let replacement = s.dir("replacement");
+    fs::write(replacement.join("f"), b"not ours").unwrap();
+    let mut sync = Syncer::start(&a, &b);
+    fs::rename(&replacement, &a).unwrap();
+    let status = sync.wait_exit(ARRIVAL).unwrap().expect("still running after its root was replaced");
+    let stderr = sync.stderr();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(fs::symlink_metadata(b.join("f")).is_err(), "mirrored the directory renamed over the root");
+}
+
+#[test]
+fn a_users_file_named_like_a_temporary_is_mirrored_and_kept() {
+    let (s, a, b) = pair("temp-lookalike");
+    s.file("a/.usac-tmp-notes", b"my notes");
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join(".usac-tmp-notes"), b"my notes"), "not mirrored at start");
+    fs::write(b.join(".usac-tmp-0000000000000001"), b"live").unwrap();
+    assert!(arrives(&a.join(".usac-tmp-0000000000000001"), b"live"), "not mirrored live");
+    assert_eq!(fs::read(a.join(".usac-tmp-notes")).unwrap(), b"my notes");
+    sync.stop();
+}
+
+/// Two files of `len` bytes that differ in their last byte, with one mtime.
+fn twins(a: &Path, b: &Path, len: usize) {
+    let mut content = vec![7u8; len];
+    fs::write(a, &content).unwrap();
+    content[len - 1] = 8;
+    fs::write(b, &content).unwrap();
+    sh(&format!("touch -d @1700000000 {} {}", a.display(), b.display()));
+}
+
+#[test]
+fn sigint_while_comparing_two_large_files_ends_within_100ms() {
+    let (_s, a, b) = pair("stop-compare");
+    twins(&a.join("big"), &b.join("big"), 256 << 20);
+    let sync = Syncer::start(&a, &b);
+    // Same size and mtime: only a close makes the sync compare the bytes.
+    fs::OpenOptions::new().write(true).open(a.join("big")).unwrap();
+    sleep(Duration::from_millis(150));
+    stops_within_100ms(sync);
+}
+
+#[test]
+fn sigint_while_removing_a_large_tree_ends_within_100ms() {
+    let (s, a, b) = pair("stop-remove");
+    s.dir("a/d");
+    sh(&format!("cd {}/d && seq 1 20000 | xargs touch && cp -a {0}/d {1}/d", a.display(), b.display()));
+    let sync = Syncer::start(&a, &b);
+    fs::write(a.join("sentinel"), b"x").unwrap();
+    assert!(arrives(&b.join("sentinel"), b"x"), "the start scan did not end");
+    fs::rename(a.join("d"), s.root.join("away")).unwrap();
+    assert!(eventually(ARRIVAL, || fs::read_dir(b.join("d")).map_or(true, |d| d.count() < 19900)));
+    stops_within_100ms(sync);
+}

@@ -1,0 +1,102 @@
+//! Never lose a file, never bring one back (issue "three-way sync"): what
+//! must be there afterwards is said by a model of the test's own, not only
+//! by the two sides agreeing.
+
+use guest_tests::{arrives, assert_mirrored, eventually, pair, Syncer, ARRIVAL};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+fn sh(script: &str) {
+    let status = Command::new("sh").args(["-c", script]).status().expect("run sh");
+    assert!(status.success(), "{script}");
+}
+
+/// Regular files below `root` with their content (for a file over 1 MiB,
+/// its size), relative to `root`.
+fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    guest_tests::tree(root)
+        .into_iter()
+        .filter(|(rel, _)| root.join(rel).is_file())
+        .map(|(rel, _)| (rel.to_string_lossy().into_owned(), content(&root.join(&rel))))
+        .collect()
+}
+
+fn content(path: &Path) -> Vec<u8> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.len() > 1 << 20 => format!("{} bytes", meta.len()).into_bytes(),
+        _ => fs::read(path).unwrap_or_default(),
+    }
+}
+
+#[test]
+fn a_directory_and_a_newer_file_under_one_name_at_start_keep_both() {
+    let (s, a, b) = pair("kind-clash");
+    s.dir("a/proj/src");
+    s.file("a/proj/src/main.c", b"int main;");
+    s.file("b/proj", b"a newer file");
+    sh(&format!("touch -d @1600000000 {0}/proj {0}/proj/src {0}/proj/src/main.c", a.display()));
+    let sync = Syncer::start(&a, &b);
+    // The newer file takes the name; the directory is kept beside it.
+    for side in [&a, &b] {
+        assert!(arrives(&side.join("proj"), b"a newer file"), "the newer file lost its name");
+        let kept = || {
+            fs::read_dir(side).unwrap().flatten().find(|e| {
+                e.file_name().to_string_lossy().starts_with("proj.sync-conflict-")
+                    && fs::read(e.path().join("src/main.c")).is_ok_and(|c| c == b"int main;")
+            })
+        };
+        assert!(eventually(ARRIVAL, || kept().is_some()), "the directory was not kept on {side:?}");
+    }
+    assert_mirrored(&a, &b);
+    sync.stop();
+}
+
+#[test]
+fn two_files_with_the_same_bytes_are_no_conflict() {
+    let (s, a, b) = pair("same-bytes");
+    s.file("a/same", b"identical");
+    s.file("b/same", b"identical");
+    sh(&format!("touch -d @1600000000 {}/same && touch -d @1700000000 {}/same", a.display(), b.display()));
+    let sync = Syncer::start(&a, &b);
+    fs::write(a.join("sentinel"), b"x").unwrap();
+    assert!(arrives(&b.join("sentinel"), b"x"));
+    assert_mirrored(&a, &b);
+    let names: Vec<_> = fs::read_dir(&a).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(names.len(), 2, "a conflict copy for equal bytes: {names:?}");
+    sync.stop();
+}
+
+#[test]
+fn files_created_during_an_rm_rf_on_the_other_side_survive_on_both() {
+    let (s, a, b) = pair("rm-rf-race");
+    s.dir("a/d");
+    sh(&format!("cd {}/d && seq -f f%04g 1 1000 | xargs touch", a.display()));
+    let sync = Syncer::start(&a, &b);
+    assert!(eventually(ARRIVAL, || fs::read_dir(b.join("d")).is_ok_and(|d| d.count() == 1000)), "not mirrored");
+    // A large copy keeps the sync busy: the whole rm and the creates on B
+    // happen before it looks at either, as on a loaded machine.
+    fs::write(a.join("big"), vec![1u8; 384 << 20]).unwrap();
+    sh(&format!("rm -rf {}/d", a.display()));
+    // The model: what B's user created after the rm, in the directory it removed.
+    let mut created = BTreeMap::new();
+    for i in 0..200 {
+        let name = format!("d/new-{i:03}");
+        fs::write(b.join(&name), name.as_bytes()).unwrap();
+        created.insert(name.clone(), name.into_bytes());
+    }
+    assert!(fs::metadata(b.join("big")).map_or(true, |m| m.len() < 384 << 20), "the sync was not busy: no race");
+    created.insert("big".into(), format!("{} bytes", 384 << 20).into_bytes());
+    let matches = |root: &Path| files(root) == created;
+    if !eventually(ARRIVAL, || matches(&a) && matches(&b)) {
+        for root in [&a, &b] {
+            let have: Vec<String> = files(root).into_keys().collect();
+            let missing: Vec<_> = created.keys().filter(|n| !have.contains(n)).collect();
+            let extra: Vec<_> = have.iter().filter(|n| !created.contains_key(*n)).collect();
+            eprintln!("{root:?}: missing {missing:?}, {} extra, first {:?}", extra.len(), extra.first());
+        }
+        panic!("files created on B during the rm -rf on A were lost, or deleted ones came back");
+    }
+    sync.stop();
+}
