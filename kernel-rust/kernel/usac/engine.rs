@@ -3,11 +3,13 @@
 //! The sync engine: the fsnotify handler records which names changed, and
 //! one kernel thread per call drains them, compares both sides and acts.
 
+use crate::base::{self, Base};
 use crate::creds::Credentials;
 use crate::events::{Dirty, Events, Move};
 use crate::notify::{Group, InodeId};
 use crate::path::DirPath;
 use crate::plan::{self, Action, Entry, Kind, Reason, Side, Time};
+use crate::record::{self, Roots, Unusable};
 use crate::thread::{self, Thread};
 use crate::vfs::{self, Held, Target};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +22,18 @@ use kernel::error::code::{EAGAIN, EEXIST, EINTR, EISDIR, ENOENT};
 use kernel::ffi::{c_int, c_long, c_void};
 use kernel::prelude::*;
 use kernel::sync::Arc;
+use kernel::sync::Mutex;
 use kernel::task::Task;
+
+/// Idle time after which a changed base is saved.
+const SAVE_AFTER_IDLE_MS: u32 = 1000;
+
+/// Largest base file read: beyond it the base is not used (a union start).
+const MAX_BASE_BYTES: u64 = 1 << 30;
+
+/// Names missing from one side that a start mirrors as deletions without
+/// asking whether the side is the right disk.
+const INTERLOCK_MIN: usize = 100;
 
 /// Rounds of retries after races, without new events, before giving up
 /// until the next change.
@@ -44,6 +57,11 @@ pub(crate) struct Engine {
     /// Drawn per call: only this call's temporary names are its own.
     call_id: u64,
     temp_seq: AtomicU64,
+    /// What both sides last agreed on; used by the thread only, locked
+    /// because the engine is shared with the caller.
+    base: Pin<KBox<Mutex<Base>>>,
+    /// Which pair the base belongs to.
+    roots: Roots,
 }
 
 impl Engine {
@@ -52,6 +70,10 @@ impl Engine {
         let group = Group::new()?;
         let call_id = thread::random_u64();
         let events = Events::new([InodeId::of(a.inode()), InodeId::of(b.inode())], call_id)?;
+        let [dev_a, ino_a] = a.identity();
+        let [dev_b, ino_b] = b.identity();
+        let roots = [dev_a, ino_a, dev_b, ino_b];
+        let base = Self::load_base(&a, &b, &roots)?;
         let engine = Self {
             a,
             b,
@@ -60,8 +82,91 @@ impl Engine {
             events,
             call_id,
             temp_seq: AtomicU64::new(0),
+            base: KBox::pin_init(kernel::new_mutex!(base, "usac_base"), GFP_KERNEL)?,
+            roots,
         };
         Ok(KBox::new(engine, GFP_KERNEL)?)
+    }
+
+    /// The base the last call left in `a` for this pair, or an empty one
+    /// (then nothing is deleted at start: a name on one side is copied).
+    /// Names the base has but one side lacks are deletions to mirror; when
+    /// that is most of them, the side is more likely an empty or wrong disk
+    /// than emptied by its user, and they are not mirrored.
+    fn load_base(a: &DirPath, b: &DirPath, roots: &Roots) -> Result<Base> {
+        let Some(held) = vfs::lookup(a, record::FILE_NAME)? else {
+            return Ok(Base::new());
+        };
+        let unusable = match vfs::read_file(&held, MAX_BASE_BYTES) {
+            Ok(bytes) => match Base::decode(&bytes, roots)? {
+                Ok(base) => Ok(base),
+                Err(why) => Err(why),
+            },
+            Err(e) if e == ENOMEM => return Err(e),
+            Err(_) => Err(Unusable::Unreadable),
+        };
+        let mut base = match unusable {
+            Ok(base) => base,
+            Err(why) => {
+                pr_info!(
+                    "the remembered base {} in dir_a is not usable ({:?}): nothing is deleted at start\n",
+                    kernel::str::BStr::from_bytes(record::FILE_NAME),
+                    why
+                );
+                return Ok(Base::new());
+            }
+        };
+        for (side, root) in [(Side::A, a), (Side::B, b)] {
+            let mut missing = KVec::new();
+            for (path, _) in base.names() {
+                if vfs::lookup(root, path)?.is_none() {
+                    missing.push(clone_bytes(path)?, GFP_KERNEL)?;
+                }
+            }
+            let len = base.len();
+            if missing.len() > INTERLOCK_MIN && missing.len() > len / 2 {
+                pr_warn!(
+                    "{} of {} remembered names are missing from dir_{:?}: not deleting them from the other side\n",
+                    missing.len(),
+                    len,
+                    side
+                );
+                for path in missing.iter() {
+                    base.forget(path)?;
+                }
+            }
+        }
+        Ok(base)
+    }
+
+    /// Writes the base into `dir_a` for the next call: complete under a
+    /// temporary name first, then renamed over the last one.
+    fn save_base(&self) -> Result {
+        let bytes = self.base.lock().encode(&self.roots)?;
+        let temp = plan::temp_name(self.call_id, self.temp_seq.fetch_add(1, Ordering::Relaxed));
+        let written = vfs::write_new_file(&self.a, &temp, &bytes)
+            .and_then(|()| vfs::rename_in(&self.a, b"", &temp, record::FILE_NAME, Target::Replace));
+        match written {
+            Ok(()) => self.base.lock().saved(),
+            Err(_) => {
+                let _ = vfs::unlink(&self.a, &temp);
+            }
+        }
+        written
+    }
+
+    /// Both sides agree on `entry` under `rel` now (the roots themselves
+    /// need no record: they are the pair).
+    fn agreed(&self, rel: &[u8], entry: &Entry) -> Result {
+        if rel.is_empty() {
+            return Ok(());
+        }
+        self.base.lock().set(rel, *entry)
+    }
+
+    /// Neither side holds `rel` any more.
+    fn forgotten(&self, rel: &[u8]) -> Result {
+        self.base.lock().forget(rel)
     }
 
     /// Tells the handler which task is the sync thread.
@@ -78,6 +183,9 @@ impl Engine {
     /// handlers still running (the marks keep the events alive for them).
     pub(crate) fn stop_watching_after(&self, thread: Thread) {
         drop(thread);
+        // Freeing a large base takes long on a debug kernel: done on a
+        // workqueue, not while the caller waits for its signal to act.
+        base::free_later(core::mem::replace(&mut *self.base.lock(), Base::new()));
         self.group.release();
     }
 
@@ -101,7 +209,12 @@ impl Engine {
         let mut rounds = 0;
         // Jiffies left of the grace for created files, once it started.
         let mut grace_left = None;
+        // Jiffies left until an unsaved base is saved, once idle.
+        let mut save_left = None;
         loop {
+            // Read while running: the lock may sleep. Only this thread
+            // changes the base, so it stays true until acted on below.
+            let unsaved = self.base.lock().unsaved();
             // SAFETY: sets our own state before checking for work, so a
             // wake-up in between is not lost.
             unsafe { bindings::set_current_state_interruptible() };
@@ -116,7 +229,22 @@ impl Engine {
             if batch.is_empty() && moves.is_empty() && !rescan_all {
                 if later.is_empty() || rounds >= MAX_RETRY_ROUNDS {
                     later = KVec::new();
-                    if self.events.pending.lock().dirty.is_empty() {
+                    if save_left == Some(0) {
+                        // Idle for a while: the base goes to disk, so a
+                        // crash loses little of it.
+                        save_left = None;
+                        // SAFETY: our own state; the save sleeps.
+                        unsafe { bindings::set_current_state_running() };
+                        if let Err(err) = self.save_base() {
+                            limiter.report(record::FILE_NAME, err);
+                        }
+                    } else if unsaved && self.events.pending.lock().dirty.is_empty() {
+                        let wait = save_left.unwrap_or_else(|| {
+                            kernel::time::msecs_to_jiffies(SAVE_AFTER_IDLE_MS) as c_long
+                        });
+                        // SAFETY: process context, no locks held.
+                        save_left = Some(unsafe { bindings::schedule_timeout(wait) });
+                    } else if self.events.pending.lock().dirty.is_empty() {
                         // SAFETY: process context, no locks held.
                         unsafe { bindings::schedule() };
                     } else {
@@ -144,6 +272,7 @@ impl Engine {
                 }
             } else {
                 rounds = 0;
+                save_left = None;
             }
             // SAFETY: our own state.
             unsafe { bindings::set_current_state_running() };
@@ -156,6 +285,11 @@ impl Engine {
         }
         // SAFETY: our own state.
         unsafe { bindings::set_current_state_running() };
+        if self.base.lock().unsaved() {
+            if let Err(err) = self.save_base() {
+                limiter.report(record::FILE_NAME, err);
+            }
+        }
     }
 
     /// Takes what the handler left, unless it is only created files still
@@ -260,9 +394,10 @@ impl Engine {
                 }
             }
         }
-        batch
-            .as_mut_slice()
-            .sort_unstable_by(|x, y| x.path.as_slice().cmp(y.path.as_slice()));
+        // A heap sort: core's sort needs more stack than a kthread has to spare.
+        plan::heap_sort_by(batch.as_mut_slice(), |x, y| {
+            x.path.as_slice().cmp(y.path.as_slice())
+        });
         let recent = batch.as_slice();
         let mut handle = |path: &[u8], why: Reason, work: &mut KVec<Dirty>| {
             match self.sync_name(path, why, work, parked, recent) {
@@ -384,12 +519,18 @@ impl Engine {
             (Some(x), Some(y)) => Some(Self::as_compared_with(x, y)?),
             _ => eb,
         };
-        let done = match plan::decide(ea, compared_b, why) {
-            Action::Nothing => Ok(()),
+        let agreed = self.base.lock().get(rel)?;
+        let done = match plan::decide(agreed, ea, compared_b, why) {
+            Action::Nothing => match (ea, eb) {
+                (Some(x), Some(y)) if agreed != Some(x) && x.kind == y.kind => self.agreed(rel, &x),
+                (None, None) if agreed.is_some() => self.forgotten(rel),
+                _ => Ok(()),
+            },
             Action::Skip => Err(kernel::error::code::EPERM),
             Action::Copy { from } => {
                 let src = entry(from).ok_or(ENOENT)?;
                 self.copy(from, rel, &src, held(from), entry(from.other()))
+                    .and_then(|copied| self.agreed(rel, &copied))
             }
             Action::MakeDir { on } => {
                 let src = entry(on.other()).ok_or(ENOENT)?;
@@ -397,16 +538,25 @@ impl Engine {
                     self.remove_tree(on, rel, recent)?;
                 }
                 vfs::mkdir(self.root(on), rel, src.mode)?;
+                self.agreed(rel, &src)?;
                 push_scan(work, rel)
             }
             Action::ScanDir { mode_from } => {
                 if let Some(from) = mode_from {
                     self.copy_mode(from, &a, &b)?;
                 }
+                let kept = entry(mode_from.unwrap_or(Side::A)).ok_or(ENOENT)?;
+                self.agreed(rel, &kept)?;
                 self.scan_dir(rel, work)
             }
-            Action::Remove { on } => self.remove_tree(on, rel, recent),
-            Action::CopyMode { from } => self.copy_mode(from, &a, &b),
+            Action::Remove { on } => self
+                .remove_tree(on, rel, recent)
+                .and_then(|()| self.forgotten(rel)),
+            Action::CopyMode { from } => {
+                let src = entry(from).ok_or(ENOENT)?;
+                self.copy_mode(from, &a, &b)
+                    .and_then(|()| self.agreed(rel, &src))
+            }
             Action::Conflict { winner } => {
                 let (won, lost) = (
                     entry(winner).ok_or(ENOENT)?,
@@ -419,6 +569,7 @@ impl Engine {
                     && self.same_bytes(&a, &b)?
                 {
                     self.copy(winner, rel, &won, held(winner), Some(lost))
+                        .and_then(|copied| self.agreed(rel, &copied))
                 } else {
                     self.keep_both(winner, rel, &won, &lost, work)
                 }
@@ -431,8 +582,9 @@ impl Engine {
                 if !self.same_bytes(&a, &b)? {
                     self.copy(from, rel, &src, held(from), Some(dst))
                 } else {
-                    self.copy_mode(from, &a, &b)
+                    self.copy_mode(from, &a, &b).map(|()| src)
                 }
+                .and_then(|agreed| self.agreed(rel, &agreed))
             }
             Action::ConflictUnlessSame => {
                 let (x, y) = (ea.ok_or(ENOENT)?, eb.ok_or(ENOENT)?);
@@ -440,6 +592,7 @@ impl Engine {
                     self.keep_both(Side::A, rel, &x, &y, work)
                 } else {
                     self.copy_mode(Side::A, &a, &b)
+                        .and_then(|()| self.agreed(rel, &x))
                 }
             }
         };
@@ -490,7 +643,7 @@ impl Engine {
             return Ok(false);
         }
         match self.copy(from, rel, &src, Some(&held), None) {
-            Ok(()) => Ok(true),
+            Ok(copied) => self.agreed(rel, &copied).map(|()| true),
             Err(e) if e == EAGAIN => Ok(false),
             Err(e) => Err(e),
         }
@@ -513,12 +666,14 @@ impl Engine {
             return Ok(None);
         }
         vfs::rename(self.root(other), from, to)?;
+        self.base.lock().rename(from, to)?;
         Ok(Some(moved.1.kind))
     }
 
     /// Copies the file or symlink `rel` from `from` to the other side under a
     /// temporary name, then renames it over the target. `source` is `rel`
-    /// on `from` when the caller holds it already.
+    /// on `from` when the caller holds it already. Returns what the copy
+    /// holds: what both sides now agree on.
     fn copy(
         &self,
         from: Side,
@@ -526,7 +681,7 @@ impl Engine {
         src: &Entry,
         source: Option<&Held>,
         dst_now: Option<Entry>,
-    ) -> Result {
+    ) -> Result<Entry> {
         let to = from.other();
         let (dir, name) = vfs::split(rel);
         let seq = self.temp_seq.fetch_add(1, Ordering::Relaxed);
@@ -549,8 +704,16 @@ impl Engine {
             }
             Kind::Dir | Kind::Special => Err(EISDIR),
         };
-        // The copy is closed once in place (when `_copied` goes).
-        let placed = written.and_then(|_copied| self.place(to, dir, &temp, name, rel, dst_now));
+        // The copy is closed once in place (when `copied` goes).
+        let placed = written.and_then(|copied| {
+            self.place(to, dir, &temp, name, rel, dst_now)?;
+            // What the other side holds now: a source that shrank while it
+            // was read is copied shorter, and is not what was agreed on.
+            Ok(Entry {
+                size: copied.as_ref().map_or(src.size, |c| c.len),
+                ..*src
+            })
+        });
         if placed.is_err() {
             // Never leave a temporary name behind.
             let _ = vfs::unlink(self.root(to), &temp_rel);
@@ -605,15 +768,19 @@ impl Engine {
         // The loser's version first: once moved aside it has no event left
         // that would bring it over.
         let aside_rel = vfs::join(dir, &aside)?;
+        // What was agreed on under the name now lives under the new one.
+        self.base.lock().rename(rel, &aside_rel)?;
         if lost.kind == Kind::Dir {
             push_scan(work, &aside_rel)?;
         } else {
-            self.copy(loser, &aside_rel, lost, None, None)?;
+            let copied = self.copy(loser, &aside_rel, lost, None, None)?;
+            self.agreed(&aside_rel, &copied)?;
         }
         if won.kind == Kind::Dir {
             push_scan(work, rel)
         } else {
-            self.copy(winner, rel, won, None, None)
+            let copied = self.copy(winner, rel, won, None, None)?;
+            self.agreed(rel, &copied)
         }
     }
 
@@ -678,10 +845,15 @@ impl Engine {
                 continue;
             }
             for listed in vfs::list_dir(self.root(side), rel, &thread::should_stop)?.iter() {
-                if plan::is_temp_name_of(self.call_id, &listed.name) {
+                if rel.is_empty() && listed.name == record::FILE_NAME {
                     continue;
                 }
-                let path = vfs::join(rel, &listed.name)?;
+                let path = vfs::join(rel, listed.name)?;
+                if plan::is_temp_name_of(self.call_id, listed.name) {
+                    // Ours, left by a copy whose directory moved under it.
+                    let _ = vfs::unlink(self.root(side), &path);
+                    continue;
+                }
                 let why = Reason {
                     rescan: true,
                     ..Reason::default()
@@ -736,7 +908,7 @@ impl Engine {
             let entries = vfs::list_dir(root, &dir, &thread::should_stop)?;
             stack.push((clone_bytes(&dir)?, true), GFP_KERNEL)?;
             for listed in entries.iter() {
-                let path = vfs::join(&dir, &listed.name)?;
+                let path = vfs::join(&dir, listed.name)?;
                 let is_dir = listed.is_dir()
                     || (listed.d_type == bindings::DT_UNKNOWN
                         && vfs::lookup(root, &path)?
@@ -747,7 +919,17 @@ impl Engine {
                 if thread::should_stop() {
                     return Err(EINTR);
                 }
-                if self.changed_meanwhile(side, &path, recent) {
+                // Only what both sides agreed on goes: anything newer (never
+                // synced, or changed since) stays, and is mirrored back.
+                let agreed = self.base.lock().get(&path)?;
+                let as_agreed = match agreed {
+                    Some(agreed) if is_dir => agreed.kind == Kind::Dir,
+                    Some(agreed) => self
+                        .stat(side, &path)?
+                        .map_or(true, |(_, now)| now.unchanged_since(&agreed)),
+                    None => false,
+                };
+                if !as_agreed || self.changed_meanwhile(side, &path, recent) {
                     kept = true;
                     continue;
                 }
@@ -761,8 +943,11 @@ impl Engine {
                 }
             }
         }
-        // What stayed is reconciled with its parent, which never deletes.
+        // What stayed is newer than what was agreed on: the directory is
+        // no longer as agreed, and its parent's reconciliation (which then
+        // has no base for it) mirrors what stayed back to the other side.
         if kept {
+            self.forgotten(rel)?;
             return Err(not_empty());
         }
         Ok(())

@@ -9,6 +9,7 @@
 
 use crate::notify::{Change, EventSink, InodeId, Moved};
 use crate::plan::{self, Reason, Side};
+use crate::record;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::alloc::{flags::GFP_NOWAIT, KVec};
@@ -149,7 +150,10 @@ impl Events {
 
 impl EventSink for Events {
     fn changed(&self, side: Side, dir: &[u8], name: &[u8], moved: Option<Moved>, how: Change) {
-        if plan::is_temp_name_of(self.call_id, name) || self.caused_by_sync_thread() {
+        if plan::is_temp_name_of(self.call_id, name)
+            || (dir.is_empty() && name == record::FILE_NAME)
+            || self.caused_by_sync_thread()
+        {
             return;
         }
         let moved_in = matches!(moved, Some(Moved::To(_)));

@@ -70,6 +70,16 @@ impl DirPath {
         unsafe { (*self.0.dentry).d_inode }
     }
 
+    /// Device and inode number: what names this directory in a base file.
+    pub(crate) fn identity(&self) -> [u64; 2] {
+        // SAFETY: the inode is pinned by our dentry reference, and its
+        // superblock by the inode; neither field changes while it lives.
+        unsafe {
+            let inode = self.inode();
+            [u64::from((*(*inode).i_sb).s_dev), (*inode).i_ino as u64]
+        }
+    }
+
     /// True once the directory was removed (`rmdir` marks it dead).
     pub(crate) fn is_deleted(&self) -> bool {
         // SAFETY: the inode is pinned by our dentry reference; `i_flags` is

@@ -75,6 +75,14 @@ impl Entry {
             && (self.kind == Kind::Dir || (self.size == other.size && self.mtime == other.mtime))
     }
 
+    /// Still what `base` recorded: kind, size and mtime (a directory: its
+    /// kind), and permission bits that agree.
+    pub fn unchanged_since(&self, base: &Entry) -> bool {
+        self.kind == base.kind
+            && (self.kind == Kind::Dir || (self.size == base.size && self.mtime == base.mtime))
+            && self.mode_agrees_with(base)
+    }
+
     /// The permission bits a copy of this entry gets when it belongs to
     /// `uid`:`gid`: setuid and setgid only where those are this entry's
     /// owner and group, as `cp` does, so a copy never grants a privilege
@@ -213,8 +221,48 @@ pub enum Action {
     Skip,
 }
 
-/// Decides what to do with one name.
-pub fn decide(a: Option<Entry>, b: Option<Entry>, why: Reason) -> Action {
+/// Decides what to do with one name, three-way: `base` is what both sides
+/// last agreed on for it, if anything. A side changed when it differs from
+/// the base (or an event says so where size and time cannot tell: a close,
+/// a symlink). One side changed: it wins, a delete included. Both changed:
+/// a conflict unless both hold the same. No base: [`decide_by_events`],
+/// which never deletes on a scan.
+pub fn decide(base: Option<Entry>, a: Option<Entry>, b: Option<Entry>, why: Reason) -> Action {
+    let Some(base) = base else {
+        return decide_by_events(a, b, why);
+    };
+    let changed = |now: Option<Entry>, event: bool| match now {
+        None => true,
+        Some(e) => !e.unchanged_since(&base) || (event && (why.closed || e.kind == Kind::Symlink)),
+    };
+    let (changed_a, changed_b) = (changed(a, why.changed_a), changed(b, why.changed_b));
+    let dirs = matches!((a, b), (Some(x), Some(y)) if x.kind == Kind::Dir && y.kind == Kind::Dir);
+    if !changed_a && !changed_b {
+        // Both as last agreed; a scan still looks inside directories.
+        return if dirs && why.rescan {
+            Action::ScanDir { mode_from: None }
+        } else {
+            Action::Nothing
+        };
+    }
+    let why_now = Reason {
+        changed_a,
+        changed_b,
+        rescan: false,
+        ..why
+    };
+    match decide_by_events(a, b, why_now) {
+        Action::Nothing if dirs && why.rescan => Action::ScanDir { mode_from: None },
+        Action::CopyMode { from } if dirs && why.rescan => Action::ScanDir {
+            mode_from: Some(from),
+        },
+        action => action,
+    }
+}
+
+/// Decides what to do with one name from the two sides and the events
+/// alone: what a name without a base gets.
+pub fn decide_by_events(a: Option<Entry>, b: Option<Entry>, why: Reason) -> Action {
     match (a, b) {
         (None, None) => Action::Nothing,
         (Some(x), None) => only_one_side(Side::A, x, why),
@@ -363,6 +411,35 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
+}
+
+/// Sorts `items` by `order` in place, without recursion and with a stack
+/// frame of a few words (core's sorts keep scratch space on the stack,
+/// which a kernel thread deep in its work cannot spare).
+pub fn heap_sort_by<T>(items: &mut [T], order: impl Fn(&T, &T) -> core::cmp::Ordering) {
+    let less = |items: &[T], i: usize, j: usize| order(&items[i], &items[j]).is_lt();
+    let sift_down = |items: &mut [T], mut root: usize, end: usize| loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            return;
+        }
+        if child + 1 < end && less(items, child, child + 1) {
+            child += 1;
+        }
+        if !less(items, root, child) {
+            return;
+        }
+        items.swap(root, child);
+        root = child;
+    };
+    let len = items.len();
+    for start in (0..len / 2).rev() {
+        sift_down(items, start, len);
+    }
+    for end in (1..len).rev() {
+        items.swap(0, end);
+        sift_down(items, 0, end);
+    }
 }
 
 /// Calls `act` once per run of equal items in `items`, which are sorted by

@@ -11,12 +11,14 @@ use kernel::ffi::{c_char, c_long};
 use kernel::prelude::*;
 use kernel::str::CStr;
 
+mod base;
 mod creds;
 mod engine;
 mod events;
 mod notify;
 mod path;
 pub mod plan;
+pub mod record;
 mod registry;
 mod thread;
 mod vfs;

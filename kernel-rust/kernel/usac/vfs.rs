@@ -7,7 +7,7 @@
 
 use crate::path::DirPath;
 use crate::plan::{Entry, Kind, Time};
-use kernel::alloc::{flags::GFP_KERNEL, KVec};
+use kernel::alloc::{flags::GFP_KERNEL, KVVec, KVec};
 use kernel::bindings;
 use kernel::error::{
     code::{EINTR, EINVAL, EIO, ENOENT, ENOTDIR, EXDEV},
@@ -332,14 +332,38 @@ impl OpenFile {
     }
 }
 
+/// The names of a directory, in one buffer: a directory of many thousand
+/// entries costs two allocations, not one per name (freeing that many
+/// small ones takes longer than a signal may wait, on a debug kernel).
+pub(crate) struct Listing {
+    bytes: KVVec<u8>,
+    entries: KVVec<ListedAt>,
+}
+
+struct ListedAt {
+    start: usize,
+    len: usize,
+    d_type: u32,
+}
+
+impl Listing {
+    /// The entries, in the order the file system listed them.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Listed<'_>> {
+        self.entries.iter().map(|at| Listed {
+            name: &self.bytes[at.start..at.start + at.len],
+            d_type: at.d_type,
+        })
+    }
+}
+
 /// A directory entry name with its type, as listed.
-pub(crate) struct Listed {
-    pub(crate) name: KVec<u8>,
+pub(crate) struct Listed<'a> {
+    pub(crate) name: &'a [u8],
     /// `DT_DIR` and friends, or `DT_UNKNOWN` where the file system does not say.
     pub(crate) d_type: u32,
 }
 
-impl Listed {
+impl Listed<'_> {
     /// Known to be a directory (without a stat).
     pub(crate) fn is_dir(&self) -> bool {
         self.d_type == bindings::DT_DIR
@@ -349,7 +373,7 @@ impl Listed {
 #[repr(C)]
 struct Lister<'a> {
     ctx: bindings::dir_context,
-    names: KVec<Listed>,
+    names: Listing,
     added: usize,
     failed: bool,
     /// Asked every [`STOP_CHECK_EVERY`] names: a huge directory is listed
@@ -385,18 +409,17 @@ unsafe extern "C" fn list_actor(
         lister.stopped = true;
         return false;
     }
-    let mut owned = KVec::new();
-    if owned.extend_from_slice(name, GFP_KERNEL).is_err()
-        || lister
-            .names
-            .push(
-                Listed {
-                    name: owned,
-                    d_type,
-                },
-                GFP_KERNEL,
-            )
-            .is_err()
+    let at = ListedAt {
+        start: lister.names.bytes.len(),
+        len: name.len(),
+        d_type,
+    };
+    if lister
+        .names
+        .bytes
+        .extend_from_slice(name, GFP_KERNEL)
+        .is_err()
+        || lister.names.entries.push(at, GFP_KERNEL).is_err()
     {
         lister.failed = true;
         return false;
@@ -408,18 +431,17 @@ unsafe extern "C" fn list_actor(
 /// Lists the directory `rel` below `root`. Names are collected first and
 /// acted on afterwards: `iterate_dir` holds the directory lock meanwhile.
 /// Stops with `EINTR` when `stop()` turns true.
-pub(crate) fn list_dir(
-    root: &DirPath,
-    rel: &[u8],
-    stop: &dyn Fn() -> bool,
-) -> Result<KVec<Listed>> {
+pub(crate) fn list_dir(root: &DirPath, rel: &[u8], stop: &dyn Fn() -> bool) -> Result<Listing> {
     let dir = OpenFile::open(root, rel, bindings::O_RDONLY | bindings::O_DIRECTORY, 0)?;
     let mut lister = Lister {
         ctx: bindings::dir_context {
             actor: Some(list_actor),
             pos: 0,
         },
-        names: KVec::new(),
+        names: Listing {
+            bytes: KVVec::new(),
+            entries: KVVec::new(),
+        },
         added: 0,
         failed: false,
         stop,
@@ -823,7 +845,10 @@ pub(crate) fn copy_file(
         let read = from.read_full(&mut buf, &mut 0)?;
         to.write_all(&buf[..read], &mut 0)?;
         set_attrs(&to, mode, seen.mtime, owner)?;
-        return Ok(Copied { _file: to });
+        return Ok(Copied {
+            _file: to,
+            len: read as u64,
+        });
     }
     let mut pos: i64 = 0;
     let mut splice = 0;
@@ -854,7 +879,10 @@ pub(crate) fn copy_file(
         pos = pos.checked_add(n as i64).ok_or(EINVAL)?;
     }
     set_attrs(&to, mode, seen.mtime, owner)?;
-    Ok(Copied { _file: to })
+    Ok(Copied {
+        _file: to,
+        len: u64::try_from(pos).map_err(|_| EINVAL)?,
+    })
 }
 
 /// A copy made by [`copy_file`], still open. Closed when dropped: after it
@@ -862,6 +890,8 @@ pub(crate) fn copy_file(
 /// and are not woken for the temporary one.
 pub(crate) struct Copied {
     _file: OpenFile,
+    /// Bytes written: fewer than seen when the source shrank meanwhile.
+    pub(crate) len: u64,
 }
 
 /// Files up to this size are copied through a buffer: a read and a write
@@ -913,6 +943,41 @@ pub(crate) fn wait_for_renames_in(root: &DirPath, rel: &[u8]) -> Result {
     // SAFETY: locked just above.
     unsafe { bindings::inode_unlock_shared(dir.inode()) };
     Ok(())
+}
+
+/// The content of the regular file `held`, if it holds at most `max`
+/// bytes; `EFBIG` if it holds more.
+pub(crate) fn read_file(held: &Held, max: u64) -> Result<KVVec<u8>> {
+    let seen = held.stat()?;
+    if seen.kind != Kind::File {
+        return Err(EINVAL);
+    }
+    if seen.size > max {
+        return Err(Error::from_errno(-(bindings::EFBIG as c_int)));
+    }
+    let file = OpenFile::open_for_reading(held)?;
+    let len = usize::try_from(seen.size).map_err(|_| EINVAL)?;
+    let mut out = KVVec::from_elem(0u8, len, GFP_KERNEL)?;
+    // A file that shrank since its stat is not the one that was seen.
+    if file.read_full(out.as_mut_slice(), &mut 0)? != len {
+        return Err(EIO);
+    }
+    Ok(out)
+}
+
+/// Creates the file `rel` (which must not exist) with `content`, flushed
+/// to the device before it returns, so that a rename publishing it never
+/// shows a file whose blocks are not written.
+pub(crate) fn write_new_file(root: &DirPath, rel: &[u8], content: &[u8]) -> Result {
+    let file = OpenFile::open(
+        root,
+        rel,
+        bindings::O_WRONLY | bindings::O_CREAT | bindings::O_EXCL,
+        0o600,
+    )?;
+    file.write_all(content, &mut 0)?;
+    // SAFETY: the file is open (type invariant of `OpenFile`).
+    to_result(unsafe { bindings::vfs_fsync(file.0, 0) })
 }
 
 /// True when the running credentials may give files any owner.

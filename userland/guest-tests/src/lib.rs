@@ -266,7 +266,11 @@ impl Syncer {
 /// How long the tests wait for a change to arrive (TCG guests are slow).
 pub const ARRIVAL: Duration = Duration::from_secs(20);
 
-/// Every file and directory below `root` with its permission bits and
+/// The file in which the call remembers the base of a pair, at the top of
+/// `dir_a`: part of the contract, never mirrored.
+pub const BASE_FILE: &str = ".real-time-sync-base";
+
+/// Every file and directory below `root` (the base file aside) with its permission bits and
 /// content (files), target (symlinks) or permission bits (directories),
 /// relative to `root`, sorted.
 pub fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -279,6 +283,9 @@ pub fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         for entry in entries.flatten() {
             let path = entry.path();
             let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            if rel.as_os_str() == BASE_FILE {
+                continue;
+            }
             let Ok(meta) = fs::symlink_metadata(&path) else { continue };
             let mode = format!("{:o} ", meta.permissions().mode() & 0o7777).into_bytes();
             if meta.is_dir() {

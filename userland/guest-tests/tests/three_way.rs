@@ -2,7 +2,7 @@
 //! must be there afterwards is said by a model of the test's own, not only
 //! by the two sides agreeing.
 
-use guest_tests::{arrives, assert_mirrored, eventually, pair, Syncer, ARRIVAL};
+use guest_tests::{arrives, assert_mirrored, eventually, pair, Syncer, ARRIVAL, BASE_FILE};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
@@ -98,5 +98,123 @@ fn files_created_during_an_rm_rf_on_the_other_side_survive_on_both() {
         }
         panic!("files created on B during the rm -rf on A were lost, or deleted ones came back");
     }
+    sync.stop();
+}
+
+/// Names below `root` (files and directories), relative, sorted.
+fn names(root: &Path) -> Vec<String> {
+    guest_tests::tree(root).into_iter().map(|(rel, _)| rel.to_string_lossy().into_owned()).collect()
+}
+
+/// Waits until both sides hold exactly the files `want` (name, content)
+/// and the directories that hold them, nothing else (the base file aside).
+fn both_hold(a: &Path, b: &Path, want: &[(&str, &[u8])]) {
+    let model: BTreeMap<String, Vec<u8>> = want.iter().map(|(n, c)| (n.to_string(), c.to_vec())).collect();
+    let mut model_names: Vec<String> = model.keys().cloned().collect();
+    for name in model.keys() {
+        let mut dir = Path::new(name).parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            model_names.push(d.to_string_lossy().into_owned());
+            dir = d.parent();
+        }
+    }
+    model_names.sort();
+    model_names.dedup();
+    let visible = |root: &Path| (files(root), names(root));
+    let want_now = (model.clone(), model_names.clone());
+    let ok = eventually(ARRIVAL, || visible(a) == want_now && visible(b) == want_now);
+    assert!(ok, "want {model_names:?}\nA {:?}\nB {:?}", names(a), names(b));
+}
+
+#[test]
+fn ctrl_z_then_a_delete_and_a_rename_are_mirrored_after_fg() {
+    let (s, a, b) = pair("ctrl-z");
+    s.dir("a/d");
+    s.file("a/f", b"f");
+    s.file("a/d/x", b"x");
+    let sync = Syncer::start(&a, &b);
+    both_hold(&a, &b, &[("f", b"f"), ("d/x", b"x")]);
+    sync.signal(libc::SIGTSTP);
+    assert!(eventually(ARRIVAL, || sync.state() == 'T'), "not stopped");
+    fs::remove_file(a.join("f")).unwrap();
+    fs::rename(a.join("d"), a.join("e")).unwrap();
+    sync.signal(libc::SIGCONT);
+    sync.wait_in_call(ARRIVAL);
+    both_hold(&a, &b, &[("e/x", b"x")]);
+    assert!(!b.join("d").exists(), "d came back");
+    sync.stop();
+}
+
+#[test]
+fn a_restart_mirrors_what_changed_while_no_call_ran() {
+    let (s, a, b) = pair("restart");
+    s.file("a/deleted", b"old");
+    s.file("a/changed", b"v1");
+    s.file("a/kept", b"kept");
+    let sync = Syncer::start(&a, &b);
+    both_hold(&a, &b, &[("deleted", b"old"), ("changed", b"v1"), ("kept", b"kept")]);
+    sync.stop();
+    assert!(a.join(BASE_FILE).is_file(), "no base left in A");
+    assert!(!b.join(BASE_FILE).exists(), "the base file was mirrored");
+    // Offline: a delete on B, a change on A.
+    fs::remove_file(b.join("deleted")).unwrap();
+    fs::write(a.join("changed"), b"v2, longer").unwrap();
+    let sync = Syncer::start(&a, &b);
+    both_hold(&a, &b, &[("changed", b"v2, longer"), ("kept", b"kept")]);
+    assert!(!b.join(BASE_FILE).exists(), "the base file was mirrored");
+    sync.stop();
+}
+
+#[test]
+fn a_renamed_directory_can_be_removed_with_rm_rf_at_once() {
+    let (s, a, b) = pair("mv-rm");
+    let sync = Syncer::start(&a, &b);
+    for round in 0..4 {
+        s.dir("a/d");
+        for i in 0..20 {
+            s.file(&format!("a/d/f{i}"), format!("{round}-{i}").as_bytes());
+        }
+        assert!(eventually(ARRIVAL, || fs::read_dir(b.join("d")).is_ok_and(|d| d.count() == 20)), "round {round}");
+        fs::rename(a.join("d"), a.join("e")).unwrap();
+        assert!(eventually(ARRIVAL, || b.join("e").is_dir() && !b.join("d").exists()), "round {round}: rename");
+        let rm = Command::new("rm").arg("-rf").arg(a.join("e")).output().unwrap();
+        assert!(rm.status.success(), "round {round}: {}", String::from_utf8_lossy(&rm.stderr));
+        both_hold(&a, &b, &[]);
+    }
+    sync.stop();
+}
+
+#[test]
+fn an_emptied_side_at_start_does_not_empty_the_other() {
+    let (s, a, b) = pair("interlock");
+    s.dir("a/many");
+    sh(&format!("cd {}/many && seq -f f%03g 1 300 | xargs touch", a.display()));
+    let sync = Syncer::start(&a, &b);
+    assert!(eventually(ARRIVAL, || fs::read_dir(b.join("many")).is_ok_and(|d| d.count() == 300)));
+    sync.stop();
+    // Another, empty disk where B was.
+    fs::remove_dir_all(&b).unwrap();
+    fs::create_dir(&b).unwrap();
+    let sync = Syncer::start(&a, &b);
+    assert!(eventually(ARRIVAL, || fs::read_dir(b.join("many")).is_ok_and(|d| d.count() == 300)), "not restored");
+    assert_eq!(fs::read_dir(a.join("many")).unwrap().count(), 300, "A was emptied");
+    sync.stop();
+}
+
+#[test]
+fn a_damaged_base_deletes_nothing() {
+    let (s, a, b) = pair("bad-base");
+    s.file("a/x", b"x");
+    let sync = Syncer::start(&a, &b);
+    both_hold(&a, &b, &[("x", b"x")]);
+    sync.stop();
+    let mut base = fs::read(a.join(BASE_FILE)).unwrap();
+    let last = base.len() - 1;
+    base[last] ^= 1;
+    fs::write(a.join(BASE_FILE), &base).unwrap();
+    fs::remove_file(b.join("x")).unwrap();
+    let sync = Syncer::start(&a, &b);
+    // Without a usable base, a name on one side is copied, never deleted.
+    both_hold(&a, &b, &[("x", b"x")]);
     sync.stop();
 }

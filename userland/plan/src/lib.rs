@@ -6,6 +6,10 @@
 #[path = "../../../kernel-rust/kernel/usac/plan.rs"]
 mod plan;
 
+#[rustfmt::skip]
+#[path = "../../../kernel-rust/kernel/usac/record.rs"]
+pub mod record;
+
 pub use self::plan::*;
 
 #[cfg(test)]

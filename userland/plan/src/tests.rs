@@ -24,52 +24,58 @@ const SCAN: Reason =
 
 #[test]
 fn new_file_is_copied_to_the_other_side() {
-    assert_eq!(decide(Some(file(4, 1)), None, ON_A), Action::Copy { from: Side::A });
-    assert_eq!(decide(None, Some(file(4, 1)), ON_B), Action::Copy { from: Side::B });
+    assert_eq!(decide_by_events(Some(file(4, 1)), None, ON_A), Action::Copy { from: Side::A });
+    assert_eq!(decide_by_events(None, Some(file(4, 1)), ON_B), Action::Copy { from: Side::B });
 }
 
 #[test]
 fn delete_is_mirrored() {
-    assert_eq!(decide(None, Some(file(4, 1)), ON_A), Action::Remove { on: Side::B });
-    assert_eq!(decide(Some(dir()), None, ON_B), Action::Remove { on: Side::A });
+    assert_eq!(decide_by_events(None, Some(file(4, 1)), ON_A), Action::Remove { on: Side::B });
+    assert_eq!(decide_by_events(Some(dir()), None, ON_B), Action::Remove { on: Side::A });
 }
 
 #[test]
 fn a_modify_wins_over_a_delete() {
     // Deleted on B while A changed it: A's version comes back to B.
-    assert_eq!(decide(Some(file(4, 9)), None, BOTH), Action::Copy { from: Side::A });
+    assert_eq!(decide_by_events(Some(file(4, 9)), None, BOTH), Action::Copy { from: Side::A });
 }
 
 #[test]
 fn scans_never_delete() {
-    assert_eq!(decide(Some(file(4, 1)), None, SCAN), Action::Copy { from: Side::A });
-    assert_eq!(decide(None, Some(dir()), SCAN), Action::MakeDir { on: Side::A });
+    assert_eq!(decide_by_events(Some(file(4, 1)), None, SCAN), Action::Copy { from: Side::A });
+    assert_eq!(decide_by_events(None, Some(dir()), SCAN), Action::MakeDir { on: Side::A });
     let scan_after_delete = Reason { rescan: true, ..ON_A };
-    assert_eq!(decide(None, Some(file(1, 1)), scan_after_delete), Action::Copy { from: Side::B });
+    assert_eq!(decide_by_events(None, Some(file(1, 1)), scan_after_delete), Action::Copy { from: Side::B });
 }
 
 #[test]
 fn our_own_copy_coming_back_is_no_work() {
     // After a copy both sides have the same size and mtime: the event of
     // the rename on the destination must not cause a second copy.
-    assert_eq!(decide(Some(file(4, 7)), Some(file(4, 7)), ON_B), Action::Nothing);
-    assert_eq!(decide(Some(file(4, 7)), Some(file(4, 7)), SCAN), Action::Nothing);
+    assert_eq!(decide_by_events(Some(file(4, 7)), Some(file(4, 7)), ON_B), Action::Nothing);
+    assert_eq!(decide_by_events(Some(file(4, 7)), Some(file(4, 7)), SCAN), Action::Nothing);
 }
 
 #[test]
 fn a_close_after_writing_is_compared_byte_for_byte_within_one_timestamp_tick() {
     // Two writes of the same size in one tick look alike by size and mtime.
     let closed_on_a = Reason { closed: true, ..ON_A };
-    assert_eq!(decide(Some(file(4, 7)), Some(file(4, 7)), closed_on_a), Action::CopyUnlessSame { from: Side::A });
+    assert_eq!(
+        decide_by_events(Some(file(4, 7)), Some(file(4, 7)), closed_on_a),
+        Action::CopyUnlessSame { from: Side::A }
+    );
     // A scan has no such knowledge: equal by size and mtime is in sync.
-    assert_eq!(decide(Some(file(4, 7)), Some(file(4, 7)), Reason { closed: true, ..SCAN }), Action::Nothing);
+    assert_eq!(decide_by_events(Some(file(4, 7)), Some(file(4, 7)), Reason { closed: true, ..SCAN }), Action::Nothing);
 }
 
 #[test]
 fn a_file_renamed_over_a_lookalike_is_copied() {
     // n1 renamed over n2 on A, both written in one tick with one size.
     let moved_onto_a = Reason { moved_in: true, ..ON_A };
-    assert_eq!(decide(Some(file(3, 7)), Some(file(3, 7)), moved_onto_a), Action::CopyUnlessSame { from: Side::A });
+    assert_eq!(
+        decide_by_events(Some(file(3, 7)), Some(file(3, 7)), moved_onto_a),
+        Action::CopyUnlessSame { from: Side::A }
+    );
 }
 
 #[test]
@@ -86,60 +92,60 @@ fn a_file_created_and_closed_on_one_side_is_new_there() {
 
 #[test]
 fn a_change_on_one_side_replaces_the_other() {
-    assert_eq!(decide(Some(file(5, 9)), Some(file(4, 7)), ON_A), Action::Copy { from: Side::A });
+    assert_eq!(decide_by_events(Some(file(5, 9)), Some(file(4, 7)), ON_A), Action::Copy { from: Side::A });
     // Even when the changed side's mtime is older (set back by touch -d).
-    assert_eq!(decide(Some(file(5, 1)), Some(file(4, 7)), ON_A), Action::Copy { from: Side::A });
+    assert_eq!(decide_by_events(Some(file(5, 1)), Some(file(4, 7)), ON_A), Action::Copy { from: Side::A });
 }
 
 #[test]
 fn both_changed_is_a_conflict_won_by_the_newer_mtime_or_a() {
-    assert_eq!(decide(Some(file(5, 9)), Some(file(4, 7)), BOTH), Action::Conflict { winner: Side::A });
-    assert_eq!(decide(Some(file(5, 7)), Some(file(4, 9)), BOTH), Action::Conflict { winner: Side::B });
-    assert_eq!(decide(Some(file(5, 7)), Some(file(4, 7)), SCAN), Action::Conflict { winner: Side::A });
+    assert_eq!(decide_by_events(Some(file(5, 9)), Some(file(4, 7)), BOTH), Action::Conflict { winner: Side::A });
+    assert_eq!(decide_by_events(Some(file(5, 7)), Some(file(4, 9)), BOTH), Action::Conflict { winner: Side::B });
+    assert_eq!(decide_by_events(Some(file(5, 7)), Some(file(4, 7)), SCAN), Action::Conflict { winner: Side::A });
 }
 
 #[test]
 fn mode_only_change_copies_the_mode() {
     let mut x = file(4, 7);
     x.mode = 0o600;
-    assert_eq!(decide(Some(x), Some(file(4, 7)), ON_A), Action::CopyMode { from: Side::A });
-    assert_eq!(decide(Some(file(4, 7)), Some(x), ON_B), Action::CopyMode { from: Side::B });
+    assert_eq!(decide_by_events(Some(x), Some(file(4, 7)), ON_A), Action::CopyMode { from: Side::A });
+    assert_eq!(decide_by_events(Some(file(4, 7)), Some(x), ON_B), Action::CopyMode { from: Side::B });
 }
 
 #[test]
 fn directories_are_made_and_scanned() {
-    assert_eq!(decide(Some(dir()), None, ON_A), Action::MakeDir { on: Side::B });
-    assert_eq!(decide(Some(dir()), Some(dir()), SCAN), Action::ScanDir { mode_from: None });
-    assert_eq!(decide(Some(dir()), Some(dir()), ON_A), Action::Nothing);
+    assert_eq!(decide_by_events(Some(dir()), None, ON_A), Action::MakeDir { on: Side::B });
+    assert_eq!(decide_by_events(Some(dir()), Some(dir()), SCAN), Action::ScanDir { mode_from: None });
+    assert_eq!(decide_by_events(Some(dir()), Some(dir()), ON_A), Action::Nothing);
 }
 
 #[test]
 fn directory_modes_are_mirrored() {
     let private = Entry { mode: 0o700, ..dir() };
-    assert_eq!(decide(Some(private), Some(dir()), ON_A), Action::CopyMode { from: Side::A });
-    assert_eq!(decide(Some(private), Some(dir()), ON_B), Action::CopyMode { from: Side::B });
-    assert_eq!(decide(Some(dir()), Some(private), SCAN), Action::ScanDir { mode_from: Some(Side::A) });
+    assert_eq!(decide_by_events(Some(private), Some(dir()), ON_A), Action::CopyMode { from: Side::A });
+    assert_eq!(decide_by_events(Some(private), Some(dir()), ON_B), Action::CopyMode { from: Side::B });
+    assert_eq!(decide_by_events(Some(dir()), Some(private), SCAN), Action::ScanDir { mode_from: Some(Side::A) });
 }
 
 #[test]
 fn writes_on_both_sides_within_one_tick_are_compared_byte_for_byte() {
     let closed_on_both = Reason { closed: true, ..BOTH };
-    assert_eq!(decide(Some(file(3, 7)), Some(file(3, 7)), closed_on_both), Action::ConflictUnlessSame);
+    assert_eq!(decide_by_events(Some(file(3, 7)), Some(file(3, 7)), closed_on_both), Action::ConflictUnlessSame);
     // Without a close on either side nothing was written.
-    assert_eq!(decide(Some(file(3, 7)), Some(file(3, 7)), BOTH), Action::Nothing);
+    assert_eq!(decide_by_events(Some(file(3, 7)), Some(file(3, 7)), BOTH), Action::Nothing);
 }
 
 #[test]
 fn special_files_are_skipped() {
     let fifo = Entry { kind: Kind::Special, ..file(0, 0) };
-    assert_eq!(decide(Some(fifo), None, ON_A), Action::Skip);
-    assert_eq!(decide(Some(fifo), Some(file(1, 1)), ON_A), Action::Skip);
+    assert_eq!(decide_by_events(Some(fifo), None, ON_A), Action::Skip);
+    assert_eq!(decide_by_events(Some(fifo), Some(file(1, 1)), ON_A), Action::Skip);
 }
 
 #[test]
 fn file_replacing_a_directory_wins_when_it_changed() {
-    assert_eq!(decide(Some(file(1, 1)), Some(dir()), ON_A), Action::Copy { from: Side::A });
-    assert_eq!(decide(Some(file(1, 1)), Some(dir()), ON_B), Action::MakeDir { on: Side::A });
+    assert_eq!(decide_by_events(Some(file(1, 1)), Some(dir()), ON_A), Action::Copy { from: Side::A });
+    assert_eq!(decide_by_events(Some(file(1, 1)), Some(dir()), ON_B), Action::MakeDir { on: Side::A });
 }
 
 #[test]
@@ -234,21 +240,21 @@ fn agree(a: &Option<Entry>, b: &Option<Entry>) -> bool {
 proptest! {
     #[test]
     fn one_step_makes_both_sides_agree(a in entry(), b in entry(), why in reason()) {
-        let action = decide(a, b, why);
+        let action = decide_by_events(a, b, why);
         let special = |e: &Option<Entry>| matches!(e, Some(Entry { kind: Kind::Special, .. }));
         prop_assume!(!special(&a) && !special(&b));
         let (a2, b2) = apply(a, b, action);
         prop_assert!(agree(&a2, &b2), "{a:?} {b:?} {why:?} -> {action:?}");
         // Agreeing sides need nothing more: no echo, no endless ping-pong.
         // (An event without a close: a close is always copied.)
-        let again = decide(a2, b2, Reason { changed_a: true, ..Reason::default() });
+        let again = decide_by_events(a2, b2, Reason { changed_a: true, ..Reason::default() });
         prop_assert!(matches!(again, Action::Nothing | Action::ScanDir { mode_from: None }), "then {:?}", again);
     }
 
     #[test]
     fn scans_never_delete_anything(a in entry(), b in entry(), why in reason()) {
         let why = Reason { rescan: true, ..why };
-        let action = decide(a, b, why);
+        let action = decide_by_events(a, b, why);
         prop_assert!(!matches!(action, Action::Remove { .. }), "{:?}", action);
     }
 
@@ -256,7 +262,7 @@ proptest! {
     fn a_delete_never_beats_a_change_on_the_other_side(x in entry(), why in reason()) {
         prop_assume!(x.is_some());
         let why = Reason { changed_a: true, ..why };
-        let action = decide(x, None, why);
+        let action = decide_by_events(x, None, why);
         prop_assert!(!matches!(action, Action::Remove { .. }), "{:?}", action);
     }
 
@@ -272,8 +278,8 @@ proptest! {
 #[test]
 fn times_past_2262_and_before_1970_order_without_overflow() {
     let (far, past) = (file(4, 9_300_000_000), file(4, -2_000_000_000));
-    assert_eq!(decide(Some(past), Some(far), BOTH), Action::Conflict { winner: Side::B });
-    assert_eq!(decide(Some(far), Some(past), BOTH), Action::Conflict { winner: Side::A });
+    assert_eq!(decide_by_events(Some(past), Some(far), BOTH), Action::Conflict { winner: Side::B });
+    assert_eq!(decide_by_events(Some(far), Some(past), BOTH), Action::Conflict { winner: Side::A });
     let s = conflict_suffix(i64::MAX);
     assert_eq!(&s[15..], b"99991231-235959");
     let s = conflict_suffix(i64::MIN);
@@ -295,21 +301,21 @@ fn a_copy_owned_by_someone_else_carries_no_setuid_or_setgid_bit() {
 fn a_stripped_copy_agrees_with_its_setuid_source() {
     let prog = Entry { mode: 0o4755, uid: 1000, gid: 1000, ..file(4, 1) };
     let copy = Entry { mode: 0o755, uid: 65534, gid: 65534, ..file(4, 1) };
-    assert_eq!(decide(Some(prog), Some(copy), SCAN), Action::Nothing);
-    assert_eq!(decide(Some(copy), Some(prog), ON_A), Action::Nothing);
+    assert_eq!(decide_by_events(Some(prog), Some(copy), SCAN), Action::Nothing);
+    assert_eq!(decide_by_events(Some(copy), Some(prog), ON_A), Action::Nothing);
     // Same owner: the bits are the caller's own to copy.
     let own = Entry { mode: 0o755, ..prog };
-    assert_eq!(decide(Some(prog), Some(own), ON_A), Action::CopyMode { from: Side::A });
+    assert_eq!(decide_by_events(Some(prog), Some(own), ON_A), Action::CopyMode { from: Side::A });
 }
 
 #[test]
 fn kinds_that_clash_without_a_one_sided_change_keep_both() {
     let newer_file = file(4, 9);
     let older_dir = Entry { mtime: at(1), ..dir() };
-    assert_eq!(decide(Some(older_dir), Some(newer_file), SCAN), Action::Conflict { winner: Side::B });
-    assert_eq!(decide(Some(newer_file), Some(older_dir), BOTH), Action::Conflict { winner: Side::A });
+    assert_eq!(decide_by_events(Some(older_dir), Some(newer_file), SCAN), Action::Conflict { winner: Side::B });
+    assert_eq!(decide_by_events(Some(newer_file), Some(older_dir), BOTH), Action::Conflict { winner: Side::A });
     // A delete plus a create on one side replaces the other kind.
-    assert_eq!(decide(Some(newer_file), Some(older_dir), ON_A), Action::Copy { from: Side::A });
+    assert_eq!(decide_by_events(Some(newer_file), Some(older_dir), ON_A), Action::Copy { from: Side::A });
 }
 
 #[test]
@@ -328,8 +334,173 @@ proptest! {
         // Without a one-sided change, whatever differs is kept: no remove,
         // and a replaced version is a conflict that keeps it.
         prop_assume!(why.only_changed().is_none());
-        let action = decide(a, b, why);
+        let action = decide_by_events(a, b, why);
         prop_assert!(!matches!(action, Action::Remove { .. } | Action::Copy { .. } if a.is_some() && b.is_some()), "{:?}", action);
         prop_assert!(!matches!(action, Action::MakeDir { .. } if a.is_some() && b.is_some()), "{:?}", action);
+    }
+}
+
+/// The three-way rules (the base is what both sides last agreed on).
+mod with_base {
+    use super::*;
+
+    const NONE: Reason =
+        Reason { changed_a: false, changed_b: false, rescan: false, closed: false, moved_in: false, created: false };
+
+    #[test]
+    fn a_delete_on_one_side_is_mirrored_even_by_a_scan() {
+        let f = file(4, 1);
+        assert_eq!(decide(Some(f), None, Some(f), SCAN), Action::Remove { on: Side::B });
+        assert_eq!(decide(Some(f), Some(f), None, NONE), Action::Remove { on: Side::A });
+    }
+
+    #[test]
+    fn a_change_on_one_side_wins_without_a_conflict() {
+        let (old, new) = (file(4, 1), file(5, 2));
+        assert_eq!(decide(Some(old), Some(new), Some(old), SCAN), Action::Copy { from: Side::A });
+        assert_eq!(decide(Some(old), Some(old), Some(new), BOTH), Action::Copy { from: Side::B });
+    }
+
+    #[test]
+    fn changes_on_both_sides_conflict_unless_alike() {
+        let (old, x, y) = (file(4, 1), file(5, 2), file(6, 3));
+        assert_eq!(decide(Some(old), Some(x), Some(y), SCAN), Action::Conflict { winner: Side::B });
+        assert_eq!(decide(Some(old), Some(x), Some(x), SCAN), Action::Nothing);
+    }
+
+    #[test]
+    fn a_change_wins_over_a_delete() {
+        let (old, new) = (file(4, 1), file(5, 2));
+        assert_eq!(decide(Some(old), None, Some(new), SCAN), Action::Copy { from: Side::B });
+    }
+
+    #[test]
+    fn a_scan_of_agreeing_directories_looks_inside() {
+        assert_eq!(decide(Some(dir()), Some(dir()), Some(dir()), SCAN), Action::ScanDir { mode_from: None });
+        assert_eq!(decide(Some(dir()), Some(dir()), Some(dir()), ON_A), Action::Nothing);
+    }
+
+    #[test]
+    fn a_new_name_on_one_side_is_copied() {
+        // Gone from the base (deleted on both, then created on one side).
+        assert_eq!(decide(None, Some(file(1, 1)), None, SCAN), Action::Copy { from: Side::A });
+    }
+
+    fn base_entry() -> impl Strategy<Value = Option<Entry>> {
+        entry()
+    }
+
+    /// The entry on `side` is replaced or removed by `action`.
+    fn destroys(action: Action, side: Side, a: Option<Entry>, b: Option<Entry>) -> bool {
+        let there = if side == Side::A { a } else { b };
+        match action {
+            Action::Remove { on } => on == side,
+            Action::Copy { from } | Action::CopyUnlessSame { from } => from != side && there.is_some(),
+            Action::MakeDir { on } => on == side && there.is_some(),
+            _ => false,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn no_action_destroys_a_version_that_differs_from_the_base(
+            base in base_entry(), a in entry(), b in entry(), why in reason()
+        ) {
+            let special = |e: &Option<Entry>| matches!(e, Some(Entry { kind: Kind::Special, .. }));
+            prop_assume!(!special(&a) && !special(&b));
+            let action = decide(base, a, b, why);
+            for side in [Side::A, Side::B] {
+                let there = if side == Side::A { a } else { b };
+                if destroys(action, side, a, b) {
+                    // Only what is still the agreed version may go: with a
+                    // base, unchanged since; without one, only where an event
+                    // said the other side alone changed, never on a bare scan.
+                    let kept_safe = match (base, there) {
+                        (Some(base), Some(e)) => e.unchanged_since(&base),
+                        (Some(_), None) => true,
+                        (None, _) => !why.rescan || why.only_changed() == Some(side.other()),
+                    };
+                    prop_assert!(kept_safe, "{base:?} {a:?} {b:?} {why:?} -> {action:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn one_step_with_a_base_makes_both_sides_agree(base in base_entry(), a in entry(), b in entry(), why in reason()) {
+            let special = |e: &Option<Entry>| matches!(e, Some(Entry { kind: Kind::Special, .. }));
+            prop_assume!(!special(&a) && !special(&b));
+            let action = decide(base, a, b, why);
+            let (a2, b2) = apply(a, b, action);
+            prop_assert!(agree(&a2, &b2), "{base:?} {a:?} {b:?} {why:?} -> {action:?}");
+        }
+    }
+}
+
+/// The remembered base on disk.
+mod base_file {
+    use super::*;
+    use crate::record::{self, Unusable};
+
+    const ROOTS: record::Roots = [1, 2, 3, 4];
+
+    fn encode(names: &[(&[u8], Entry)], roots: &record::Roots) -> Vec<u8> {
+        let mut out = record::header(roots).to_vec();
+        for (path, entry) in names {
+            let mut rec = vec![0u8; record::record_len(path.len()).unwrap()];
+            record::put_record(&mut rec, path, entry);
+            out.extend_from_slice(&rec);
+        }
+        let sum = record::checksum(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8], roots: &record::Roots) -> Result<Vec<(Vec<u8>, Entry)>, Unusable> {
+        record::records(bytes, roots)?.map(|r| r.map(|(p, e)| (p.to_vec(), e))).collect()
+    }
+
+    #[test]
+    fn what_is_written_reads_back() {
+        let far = Entry { mtime: Time { secs: i64::MIN, nanos: 999_999_999 }, ..file(u64::MAX, 0) };
+        let names: Vec<(&[u8], Entry)> = vec![(b"a", file(4, 1)), (b"d/\xff\xfe", dir()), (b"far", far)];
+        let back = decode(&encode(&names, &ROOTS), &ROOTS).unwrap();
+        assert_eq!(back, names.iter().map(|(p, e)| (p.to_vec(), *e)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn other_roots_truncation_and_damage_are_refused() {
+        let bytes = encode(&[(b"a", file(4, 1))], &ROOTS);
+        assert_eq!(decode(&bytes, &[1, 2, 3, 5]), Err(Unusable::OtherRoots));
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut], &ROOTS).is_err(), "cut at {cut}");
+        }
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x40;
+            assert!(decode(&bad, &ROOTS).is_err(), "flip at {at}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_are_refused_or_read_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(&bytes, &ROOTS);
+            // With a valid header and checksum around them, too.
+            let mut framed = record::header(&ROOTS).to_vec();
+            framed.extend_from_slice(&bytes);
+            let sum = record::checksum(&framed);
+            framed.extend_from_slice(&sum.to_le_bytes());
+            let _ = decode(&framed, &ROOTS);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn heap_sort_sorts_like_the_standard_sort(mut v in proptest::collection::vec(any::<u16>(), 0..300)) {
+        let mut want = v.clone();
+        want.sort();
+        heap_sort_by(&mut v, |x, y| x.cmp(y));
+        prop_assert_eq!(v, want);
     }
 }
