@@ -37,8 +37,8 @@ impl MmStats {
         // SAFETY: `mm` is live; the rss counters live until its last mmdrop.
         let rss = unsafe { bindings::usac_get_mm_rss(mm) };
         MmStats {
-            reserved_kb: u64::from(total_vm).saturating_mul(KB_PER_PAGE),
-            committed_kb: u64::from(rss).saturating_mul(KB_PER_PAGE),
+            reserved_kb: total_vm.saturating_mul(KB_PER_PAGE),
+            committed_kb: rss.saturating_mul(KB_PER_PAGE),
         }
     }
 }
@@ -68,10 +68,13 @@ pub(crate) struct Task(NonNull<bindings::task_struct>);
 impl Task {
     /// The calling thread.
     pub(crate) fn current() -> Task {
-        // SAFETY: `current` is always a valid task in process context.
-        let task = unsafe { bindings::get_current() };
-        // SAFETY: `current` lives at least until we return to user space.
-        unsafe { Task::get(task) }.unwrap_or_else(|| unreachable_current())
+        // SAFETY: in a system call `current` is the calling task: never
+        // null, and alive until the call returns.
+        let task = unsafe { NonNull::new_unchecked(bindings::get_current()) };
+        // SAFETY: `task` is valid (above); the reference is dropped in
+        // `drop`.
+        unsafe { bindings::get_task_struct(task.as_ptr()) };
+        Task(task)
     }
 
     /// The task `pid` names in the caller's pid namespace.
@@ -141,13 +144,6 @@ impl Drop for Task {
         // SAFETY: drops the reference taken in `Task::get`.
         unsafe { bindings::put_task_struct(self.0.as_ptr()) };
     }
-}
-
-#[cold]
-fn unreachable_current() -> Task {
-    // `current` is never null in a system call; there is no task to return,
-    // so stop here rather than invent one.
-    kernel::build_error!("current is null")
 }
 
 /// `proc_oom_score()`: the badness scaled into [0, 2000], 0 for
@@ -227,10 +223,7 @@ fn walk(found: &mut KVec<(MmGrab, MmStats)>) -> Walk {
                 // SAFETY: `mm` is `p->mm` under `p`'s lock: live.
                 let entry = unsafe { (MmGrab::new(mm), MmStats::of(mm.as_ptr())) };
                 // Within capacity: no allocation, cannot fail.
-                if let Err(e) = found.push(entry, GFP_ATOMIC) {
-                    drop(e);
-                    full = true;
-                }
+                full = found.push(entry, GFP_ATOMIC).is_err();
             } else {
                 full = true;
             }
@@ -249,25 +242,26 @@ fn walk(found: &mut KVec<(MmGrab, MmStats)>) -> Walk {
 /// buffer is sized before, and grown and walked again if processes came.
 pub(crate) fn total_in_caller_ns() -> Result<Total> {
     let mut room: usize = 64;
-    loop {
+    let mut found = loop {
         let mut found = KVec::with_capacity(room, GFP_KERNEL)?;
-        if !walk(&mut found).complete {
-            drop(found);
-            room = room.checked_mul(2).ok_or(ENOMEM)?;
-            continue;
+        if walk(&mut found).complete {
+            break found;
         }
-        found.as_mut_slice().sort_unstable_by_key(|(grab, _)| grab.0.as_ptr() as usize);
-        let mut total = Total { reserved_kb: 0, committed_kb: 0 };
-        let mut last: usize = 0;
-        for (grab, stats) in found.as_slice() {
-            let key = grab.0.as_ptr() as usize;
-            if key == last {
-                continue;
-            }
-            last = key;
+        // More processes than room: the references go, then a larger walk.
+        drop(found);
+        room = room.checked_mul(2).ok_or(ENOMEM)?;
+    };
+    found.as_mut_slice().sort_unstable_by_key(|(grab, _)| grab.0.as_ptr() as usize);
+    let mut total = Total { reserved_kb: 0, committed_kb: 0 };
+    let mut last: usize = 0;
+    for (grab, stats) in found.as_slice() {
+        let key = grab.0.as_ptr() as usize;
+        if key != last {
             total.reserved_kb = total.reserved_kb.saturating_add(stats.reserved_kb);
             total.committed_kb = total.committed_kb.saturating_add(stats.committed_kb);
+            last = key;
         }
-        return Ok(total);
     }
+    // `found` drops here, outside RCU: the `mmdrop()`s may free.
+    Ok(total)
 }

@@ -22,7 +22,7 @@
 use core::fmt::Write;
 use core::ptr::NonNull;
 use kernel::bindings;
-use kernel::error::{to_result, Error};
+use kernel::error::to_result;
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
 
@@ -170,7 +170,7 @@ impl Disk {
         to_result(ret)?;
         // statfs(2) reports f_frsize, or f_bsize when a file system has none.
         let frsize = if st.f_frsize != 0 { st.f_frsize } else { st.f_bsize };
-        let unit = u64::try_from(frsize).map_err(|_| Error::from(EINVAL))?;
+        let unit = u64::try_from(frsize).map_err(|_| EINVAL)?;
         let kb = |blocks: u64| blocks.saturating_mul(unit) / 1024;
         Ok(Disk {
             total: kb(st.f_blocks),
@@ -198,7 +198,7 @@ fn write_stats(m: &mut SeqFile) -> Result {
         ("disk_available", disk.available, "kB"),
     ];
     for (key, value, unit) in lines {
-        writeln!(m, "{key}: {value} {unit}").map_err(|_| Error::from(ENOMEM))?;
+        writeln!(m, "{key}: {value} {unit}").map_err(|_| ENOMEM)?;
     }
     Ok(())
 }

@@ -15,8 +15,6 @@ mod tamalloc;
 
 use process::{MmStats, Task};
 
-const __LOG_PREFIX: &[u8] = b"usac_mem\0";
-
 /// Entry point of tamalloc(2): the address of the new mapping, or a
 /// negative errno.
 #[no_mangle]
