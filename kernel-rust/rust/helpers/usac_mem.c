@@ -8,6 +8,7 @@
 
 #include <linux/cpumask.h>
 #include <linux/fs_struct.h>
+#include <linux/jiffies.h>
 #include <linux/kernel_stat.h>
 #include <linux/mm.h>
 #include <linux/path.h>
@@ -97,6 +98,12 @@ u64 rust_helper_usac_cpu_idle_ns(const struct kernel_cpustat *kcs, int cpu)
 		/* !NO_HZ or cpu offline so we can rely on cpustat.idle */
 		return kcs->cpustat[CPUTIME_IDLE];
 	return idle_usecs * NSEC_PER_USEC;
+}
+
+/* nsec_to_clock_t() is not exported: modules reach it through here. */
+u64 rust_helper_usac_nsec_to_clock_t(u64 ns)
+{
+	return nsec_to_clock_t(ns);
 }
 
 /* The caller's root directory, with a reference: path_put() it. */

@@ -145,7 +145,8 @@ fn tamalloc_256_mib_commits_only_what_is_touched() {
     assert!(reserved >= 256 * 1024, "reserved grew by {reserved} kB");
     let grew = allocated.committed_kb.saturating_sub(before.committed_kb);
     assert!(grew < 1024, "committed grew by {grew} kB at allocation");
-    assert_eq!(status_kb(std::process::id() as i32, "VmSize"), Some(allocated.reserved_kb));
+    let vm_size = status_kb(std::process::id() as i32, "VmSize").expect("VmSize");
+    assert!(vm_size.abs_diff(allocated.reserved_kb) < 1024, "VmSize {vm_size} vs {}", allocated.reserved_kb);
 
     // Every byte reads zero, and reading commits nothing (the zero page).
     assert!(all_zero(mem.as_mut_slice()), "a byte did not read zero");
@@ -401,9 +402,6 @@ fn bad_buffers_are_efault() {
         (m(libc::PROT_NONE), m(libc::PROT_READ))
     };
     assert!(none != libc::MAP_FAILED && read_only != libc::MAP_FAILED);
-    // The last bytes of a page, the struct running into an unmapped one.
-    // SAFETY: tamalloc'd page that we unmap: its end is followed by a hole.
-    let edge = tamalloc_raw(PAGE).expect("tamalloc");
     let bad: [usize; 5] = [0, none as usize, read_only as usize, usize::MAX - 7, 0xffff_8880_0000_0000];
     for p in bad {
         // SAFETY: the kernel checks the pointers; none is ours to borrow.
@@ -411,18 +409,10 @@ fn bad_buffers_are_efault() {
         // SAFETY: as above.
         assert_eq!(errno(unsafe { get_total_mem_stats_raw(p as *mut TotalMemStats) }), libc::EFAULT, "{p:#x}");
     }
-    // A valid pointer to a pid that does not exist: ESRCH comes first.
-    // SAFETY: a page of ours that no Rust reference points to.
-    let near_end = (edge + PAGE - 8) as *mut MemStats;
-    // SAFETY: 8 bytes left in the page; the next one is not mapped by us
-    // (a fresh mapping beside others may be, so only the read-only and
-    // PROT_NONE cases above are asserted strictly).
-    let _ = unsafe { get_mem_stats_raw(0, near_end) };
     // SAFETY: our own mappings.
     unsafe {
         libc::munmap(none, PAGE);
         libc::munmap(read_only, PAGE);
-        libc::munmap(edge as *mut libc::c_void, PAGE);
     }
 }
 

@@ -8,11 +8,14 @@ use core::marker::PhantomData;
 use core::ptr::{addr_of, NonNull};
 use kernel::alloc::{flags::GFP_ATOMIC, flags::GFP_KERNEL, KVec};
 use kernel::bindings;
-use kernel::ffi::c_long;
+use kernel::ffi::{c_long, c_ulong};
 use kernel::prelude::*;
 
-/// KiB per page.
-const KB_PER_PAGE: u64 = (bindings::PAGE_SIZE / 1024) as u64;
+/// A number of pages in KiB (`usize` is 64 bits wide on every target
+/// with `CONFIG_64BIT`; the product saturates rather than wrap).
+fn pages_to_kb(pages: c_ulong) -> u64 {
+    (pages as u64).saturating_mul((bindings::PAGE_SIZE / 1024) as u64)
+}
 
 /// The memory counters of one address space, in KiB.
 #[derive(Clone, Copy)]
@@ -33,12 +36,12 @@ impl MmStats {
     unsafe fn of(mm: *mut bindings::mm_struct) -> MmStats {
         // SAFETY: `mm` is live (caller); `total_vm` is read without a lock
         // by `/proc/PID/status` too, so a volatile read is READ_ONCE().
-        let total_vm = unsafe { core::ptr::read_volatile(addr_of!((*mm).total_vm)) };
+        let total_vm = unsafe { core::ptr::read_volatile(addr_of!((*mm).__bindgen_anon_1.total_vm)) };
         // SAFETY: `mm` is live; the rss counters live until its last mmdrop.
         let rss = unsafe { bindings::usac_get_mm_rss(mm) };
         MmStats {
-            reserved_kb: total_vm.saturating_mul(KB_PER_PAGE),
-            committed_kb: rss.saturating_mul(KB_PER_PAGE),
+            reserved_kb: pages_to_kb(total_vm),
+            committed_kb: pages_to_kb(rss),
         }
     }
 }
@@ -149,13 +152,13 @@ impl Drop for Task {
 /// `proc_oom_score()`: the badness scaled into [0, 2000], 0 for
 /// `LONG_MIN` (unkillable: kernel thread, zombie, `oom_score_adj` -1000).
 /// C's `long` arithmetic wraps; so does this, and it never panics.
-fn scale_badness(badness: c_long, totalpages: u64) -> u32 {
+fn scale_badness(badness: c_long, totalpages: c_ulong) -> u32 {
     if badness == c_long::MIN {
         return 0;
     }
     let total = totalpages as c_long;
     let scaled = badness.wrapping_mul(1000).checked_div(total).unwrap_or(0);
-    let points = 1000_i64.wrapping_add(scaled).wrapping_mul(2) / 3;
+    let points: c_long = (1000 as c_long).wrapping_add(scaled).wrapping_mul(2) / 3;
     // C keeps it in an unsigned long: it fits 32 bits for any real badness.
     u32::try_from(points as u64).unwrap_or(u32::MAX)
 }

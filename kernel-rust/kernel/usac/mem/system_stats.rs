@@ -23,7 +23,7 @@ use core::fmt::Write;
 use core::ptr::NonNull;
 use kernel::bindings;
 use kernel::error::to_result;
-use kernel::ffi::{c_int, c_void};
+use kernel::ffi::{c_int, c_ulong, c_void};
 use kernel::prelude::*;
 
 module! {
@@ -95,8 +95,9 @@ struct Memory {
     available: u64,
 }
 
-fn pages_to_kb(pages: u64) -> u64 {
-    pages.saturating_mul((bindings::PAGE_SIZE / 1024) as u64)
+/// A number of pages in KiB (`c_ulong` is 64 bits wide here: lossless).
+fn pages_to_kb(pages: c_ulong) -> u64 {
+    (pages as u64).saturating_mul((bindings::PAGE_SIZE / 1024) as u64)
 }
 
 impl Memory {
@@ -109,7 +110,7 @@ impl Memory {
         Memory {
             total: pages_to_kb(info.totalram),
             free: pages_to_kb(info.freeram),
-            available: pages_to_kb(u64::try_from(available).unwrap_or(0)),
+            available: pages_to_kb(c_ulong::try_from(available).unwrap_or(0)),
         }
     }
 }
@@ -141,7 +142,7 @@ impl CpuTime {
             idle = idle.wrapping_add(unsafe { bindings::usac_cpu_idle_ns(&kcs, cpu) });
         }
         // SAFETY: a pure conversion (ns to USER_HZ ticks).
-        let ticks = |ns: u64| unsafe { bindings::nsec_to_clock_t(ns) };
+        let ticks = |ns: u64| unsafe { bindings::usac_nsec_to_clock_t(ns) };
         CpuTime {
             user: ticks(user),
             system: ticks(system),

@@ -34,8 +34,8 @@ pub(crate) fn tamalloc(size: usize) -> Result<usize> {
             core::ptr::null_mut(),
             0,
             len as c_ulong,
-            c_ulong::from(prot),
-            c_ulong::from(flags),
+            prot as c_ulong,
+            flags as c_ulong,
             0,
         )
     };
