@@ -62,9 +62,15 @@ void rust_helper_usac_mmdrop(struct mm_struct *mm)
 	mmdrop(mm);
 }
 
-unsigned long rust_helper_usac_get_mm_rss(struct mm_struct *mm)
+/*
+ * The resident set as task_mem() (fs/proc/task_mmu.c) counts VmRSS: exact
+ * per-CPU sums, where get_mm_rss() would only read the approximate totals.
+ */
+unsigned long rust_helper_usac_mm_rss_sum(struct mm_struct *mm)
 {
-	return get_mm_rss(mm);
+	return get_mm_counter_sum(mm, MM_ANONPAGES) +
+	       get_mm_counter_sum(mm, MM_FILEPAGES) +
+	       get_mm_counter_sum(mm, MM_SHMEMPAGES);
 }
 
 /* The page total proc_oom_score() (fs/proc/base.c) scales the badness by. */

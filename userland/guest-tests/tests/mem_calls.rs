@@ -5,6 +5,8 @@ use realtimesync::mem::{
     get_mem_stats, get_mem_stats_raw, get_total_mem_stats, get_total_mem_stats_raw, tamalloc_raw, Allocation, MemStats,
     TotalMemStats,
 };
+// The crate's library carries the C examples (built by build.rs).
+use guest_tests as _;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;

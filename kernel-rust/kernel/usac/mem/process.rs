@@ -38,7 +38,8 @@ impl MmStats {
         // by `/proc/PID/status` too, so a volatile read is READ_ONCE().
         let total_vm = unsafe { core::ptr::read_volatile(addr_of!((*mm).__bindgen_anon_1.total_vm)) };
         // SAFETY: `mm` is live; the rss counters live until its last mmdrop.
-        let rss = unsafe { bindings::usac_get_mm_rss(mm) };
+        // Summed over CPUs, as VmRSS is.
+        let rss = unsafe { bindings::usac_mm_rss_sum(mm) };
         MmStats {
             reserved_kb: pages_to_kb(total_vm),
             committed_kb: pages_to_kb(rss),
