@@ -36,7 +36,8 @@ impl MmStats {
     unsafe fn of(mm: *mut bindings::mm_struct) -> MmStats {
         // SAFETY: `mm` is live (caller); `total_vm` is read without a lock
         // by `/proc/PID/status` too, so a volatile read is READ_ONCE().
-        let total_vm = unsafe { core::ptr::read_volatile(addr_of!((*mm).__bindgen_anon_1.total_vm)) };
+        let total_vm =
+            unsafe { core::ptr::read_volatile(addr_of!((*mm).__bindgen_anon_1.total_vm)) };
         // SAFETY: `mm` is live; the rss counters live until its last mmdrop.
         // Summed over CPUs, as VmRSS is.
         let rss = unsafe { bindings::usac_mm_rss_sum(mm) };
@@ -110,9 +111,7 @@ impl Task {
     /// `ptrace_may_access(PTRACE_MODE_READ_FSCREDS)`.
     pub(crate) fn may_read_status(&self) -> bool {
         // SAFETY: we hold a reference to the task.
-        unsafe {
-            bindings::ptrace_may_access(self.0.as_ptr(), bindings::PTRACE_MODE_READ_FSCREDS)
-        }
+        unsafe { bindings::ptrace_may_access(self.0.as_ptr(), bindings::PTRACE_MODE_READ_FSCREDS) }
     }
 
     /// The counters of the task's address space, or `None` without one
@@ -255,8 +254,13 @@ pub(crate) fn total_in_caller_ns() -> Result<Total> {
         drop(found);
         room = room.checked_mul(2).ok_or(ENOMEM)?;
     };
-    found.as_mut_slice().sort_unstable_by_key(|(grab, _)| grab.0.as_ptr() as usize);
-    let mut total = Total { reserved_kb: 0, committed_kb: 0 };
+    found
+        .as_mut_slice()
+        .sort_unstable_by_key(|(grab, _)| grab.0.as_ptr() as usize);
+    let mut total = Total {
+        reserved_kb: 0,
+        committed_kb: 0,
+    };
     let mut last: usize = 0;
     for (grab, stats) in found.as_slice() {
         let key = grab.0.as_ptr() as usize;

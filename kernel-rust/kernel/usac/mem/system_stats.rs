@@ -170,7 +170,11 @@ impl Disk {
         unsafe { bindings::path_put(&root) };
         to_result(ret)?;
         // statfs(2) reports f_frsize, or f_bsize when a file system has none.
-        let frsize = if st.f_frsize != 0 { st.f_frsize } else { st.f_bsize };
+        let frsize = if st.f_frsize != 0 {
+            st.f_frsize
+        } else {
+            st.f_bsize
+        };
         let unit = u64::try_from(frsize).map_err(|_| EINVAL)?;
         let kb = |blocks: u64| blocks.saturating_mul(unit) / 1024;
         Ok(Disk {

@@ -71,12 +71,19 @@ pub unsafe extern "C" fn usac_get_total_mem_stats(stats: *mut bindings::total_me
 /// The statistics of the process `pid` of the caller's pid namespace (`0`:
 /// the caller), for a caller who may read its `/proc/PID/status`.
 fn get_mem_stats(pid: i32) -> Result<bindings::mem_stats> {
-    let task = if pid == 0 { Task::current() } else { Task::find_in_caller_ns(pid)? };
+    let task = if pid == 0 {
+        Task::current()
+    } else {
+        Task::find_in_caller_ns(pid)?
+    };
     if !task.may_read_status() {
         return Err(EACCES);
     }
     // A kernel thread or a zombie has no address space: zeros.
-    let mm = task.mm_stats().unwrap_or(MmStats { reserved_kb: 0, committed_kb: 0 });
+    let mm = task.mm_stats().unwrap_or(MmStats {
+        reserved_kb: 0,
+        committed_kb: 0,
+    });
     Ok(bindings::mem_stats {
         reserved_kb: mm.reserved_kb,
         committed_kb: mm.committed_kb,
