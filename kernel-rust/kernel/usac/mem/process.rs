@@ -197,6 +197,21 @@ struct Walk {
     complete: bool,
 }
 
+/// The number of processes on the task list (of every pid namespace).
+fn count_processes() -> usize {
+    let _rcu = RcuReadGuard::new();
+    let mut p: *mut bindings::task_struct = core::ptr::null_mut();
+    let mut n: usize = 0;
+    loop {
+        // SAFETY: under RCU; `p` is null or a process of this walk.
+        p = unsafe { bindings::usac_next_process(p) };
+        if p.is_null() {
+            return n;
+        }
+        n = n.saturating_add(1);
+    }
+}
+
 /// Collects, under RCU, one entry per process of the caller's pid
 /// namespace that has an address space, until `found` is full.
 fn walk(found: &mut KVec<(MmGrab, MmStats)>) -> Walk {
@@ -225,7 +240,8 @@ fn walk(found: &mut KVec<(MmGrab, MmStats)>) -> Walk {
             if found.len() < found.capacity() {
                 // SAFETY: `mm` is `p->mm` under `p`'s lock: live.
                 let entry = unsafe { (MmGrab::new(mm), MmStats::of(mm.as_ptr())) };
-                // Within capacity: no allocation, cannot fail.
+                // Within capacity: no allocation, cannot fail. (Were it to,
+                // the entry's `mmdrop()` could not be the last: `p` uses it.)
                 full = found.push(entry, GFP_ATOMIC).is_err();
             } else {
                 full = true;
@@ -244,7 +260,8 @@ fn walk(found: &mut KVec<(MmGrab, MmStats)>) -> Walk {
 /// parent's). The list is walked under RCU, without a global lock; the
 /// buffer is sized before, and grown and walked again if processes came.
 pub(crate) fn total_in_caller_ns() -> Result<Total> {
-    let mut room: usize = 64;
+    // Room for every process there is now, and some that may come.
+    let mut room = count_processes().checked_add(32).ok_or(ENOMEM)?;
     let mut found = loop {
         let mut found = KVec::with_capacity(room, GFP_KERNEL)?;
         if walk(&mut found).complete {
