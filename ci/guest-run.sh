@@ -15,9 +15,11 @@ KMEMLEAK=/sys/kernel/debug/kmemleak
 # and more on a busy host. The tests run copies on the tmpfs, so that their
 # page faults and exits (which the signal tests time) never wait for it.
 BIN=$TMPDIR/.bin
-mkdir "$BIN" && cp "$(dirname "$(dirname "$1")")/real-time-sync" "$@" "$BIN/" ||
+TARGET=$(dirname "$(dirname "$1")")
+mkdir "$BIN" && cp "$TARGET/real-time-sync" "$TARGET/usac-mem" "$TARGET/tamalloc-demo" "$@" "$BIN/" ||
 	{ echo "cannot copy the binaries to $BIN"; exit 1; }
 export REAL_TIME_SYNC_CLI=$BIN/real-time-sync
+export USAC_MEM_BIN_DIR=$BIN
 BAD='BUG:|WARNING:|possible recursive locking|possible circular locking|inconsistent lock state|lockdep|KASAN|kmemleak|scheduling while atomic|Oops|general protection|hung_task|blocked for more than|soft lockup|refcount_t'
 log_lines=$(dmesg | wc -l)
 passed=0

@@ -8,6 +8,8 @@ use std::os::raw::c_char;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+pub mod mem;
+
 /// The system call number, read from the patched kernel's headers at build
 /// time (555 when none were found).
 pub const SYS_REAL_TIME_SYNC: libc::c_long = include!(concat!(env!("OUT_DIR"), "/syscall_nr.rs"));
