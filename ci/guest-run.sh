@@ -21,15 +21,16 @@ mkdir "$BIN" && cp "$TARGET/real-time-sync" "$TARGET/usac-mem" "$TARGET/tamalloc
 export REAL_TIME_SYNC_CLI=$BIN/real-time-sync
 export USAC_MEM_BIN_DIR=$BIN
 BAD='BUG:|WARNING:|possible recursive locking|possible circular locking|inconsistent lock state|lockdep|KASAN|kmemleak|scheduling while atomic|Oops|general protection|hung_task|blocked for more than|soft lockup|refcount_t'
-log_lines=$(dmesg | wc -l)
+# The log is read and cleared after each test: counting its lines would
+# miss what a full ring buffer pushes out.
+dmesg -C
 passed=0
 failed=0
 failures=()
 
 kernel_log_clean() {
 	local new
-	new=$(dmesg | tail -n +"$((log_lines + 1))")
-	log_lines=$(dmesg | wc -l)
+	new=$(dmesg -c)
 	if grep -Eq "$BAD" <<<"$new"; then
 		echo "---- kernel log ----"
 		echo "$new"
@@ -79,7 +80,7 @@ for bin in "$@"; do
 			grep -o 'METRIC.*' <<<"$out" || true
 		else
 			echo "---- kernel log of the test ----"
-			dmesg | tail -n +"$((log_lines + 1))" | tail -30
+			dmesg | tail -30
 			kernel_log_clean >/dev/null
 			failed=$((failed + 1))
 			failures+=("$t")

@@ -51,9 +51,18 @@ fn below(path: &[u8], dir: &[u8]) -> bool {
     path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/'
 }
 
+/// What both sides agreed on for a name, with a symlink's exact target.
+struct Agreed {
+    entry: Entry,
+    /// The inode numbers on A and on B (0: not known): another inode under
+    /// the name (a rename over it) is a change however alike it looks.
+    inos: [u64; 2],
+    target: KVec<u8>,
+}
+
 /// What both sides last agreed on, per name.
 pub(crate) struct Base {
-    names: RBTree<Name, Entry>,
+    names: RBTree<Name, Agreed>,
     len: usize,
     /// Changed since it was last saved (or loaded).
     unsaved: bool,
@@ -87,19 +96,38 @@ impl Base {
     pub(crate) fn names(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.names
             .iter()
-            .map(|(name, entry)| (name.0.as_slice(), entry))
+            .map(|(name, agreed)| (name.0.as_slice(), &agreed.entry))
     }
 
-    /// What both sides last agreed on for `path`.
-    pub(crate) fn get(&self, path: &[u8]) -> Result<Option<Entry>> {
-        Ok(self.names.get(&Name::of(path)?).copied())
+    /// What both sides last agreed on for `path`, and the inode numbers
+    /// that held it on A and on B.
+    pub(crate) fn get(&self, path: &[u8]) -> Result<Option<(Entry, [u64; 2])>> {
+        Ok(self.names.get(&Name::of(path)?).map(|a| (a.entry, a.inos)))
     }
 
-    /// Both sides agree on `entry` under `path` now.
-    pub(crate) fn set(&mut self, path: &[u8], entry: Entry) -> Result {
+    /// Whether the symlink agreed on for `path` pointed to `target`.
+    pub(crate) fn same_target(&self, path: &[u8], target: &[u8]) -> Result<bool> {
+        let agreed = self.names.get(&Name::of(path)?);
+        Ok(agreed.is_some_and(|a| a.target.as_slice() == target))
+    }
+
+    /// Both sides agree on `entry` under `path` now; `target` is a
+    /// symlink's target (empty for anything else).
+    pub(crate) fn set(
+        &mut self,
+        path: &[u8],
+        entry: Entry,
+        inos: [u64; 2],
+        target: &[u8],
+    ) -> Result {
+        let agreed = Agreed {
+            entry,
+            inos,
+            target: Name::of(target)?.0,
+        };
         let old = self
             .names
-            .try_create_and_insert(Name::of(path)?, entry, GFP_KERNEL)?;
+            .try_create_and_insert(Name::of(path)?, agreed, GFP_KERNEL)?;
         if old.is_none() {
             self.len += 1;
         }
@@ -115,22 +143,22 @@ impl Base {
 
     /// `from` (and what is below it) was renamed to `to` on both sides.
     pub(crate) fn rename(&mut self, from: &[u8], to: &[u8]) -> Result {
-        for (path, entry) in self.take_tree(from)? {
+        for (path, agreed) in self.take_tree(from)? {
             let mut moved = KVec::with_capacity(path.len() - from.len() + to.len(), GFP_KERNEL)?;
             moved.extend_from_slice(to, GFP_KERNEL)?;
             moved.extend_from_slice(&path[from.len()..], GFP_KERNEL)?;
-            self.set(&moved, entry)?;
+            self.set(&moved, agreed.entry, agreed.inos, &agreed.target)?;
         }
         Ok(())
     }
 
     /// Takes `path` and the names below it out of the base.
-    fn take_tree(&mut self, path: &[u8]) -> Result<KVec<(KVec<u8>, Entry)>> {
+    fn take_tree(&mut self, path: &[u8]) -> Result<KVec<(KVec<u8>, Agreed)>> {
         let mut taken = KVec::new();
         self.unsaved = true;
-        if let Some(entry) = self.names.remove(&Name::of(path)?) {
+        if let Some(agreed) = self.names.remove(&Name::of(path)?) {
             self.len -= 1;
-            taken.push((Name::of(path)?.0, entry), GFP_KERNEL)?;
+            taken.push((Name::of(path)?.0, agreed), GFP_KERNEL)?;
         }
         let mut first = KVec::with_capacity(path.len() + 1, GFP_KERNEL)?;
         first.extend_from_slice(path, GFP_KERNEL)?;
@@ -142,8 +170,8 @@ impl Base {
             }
             let (next, node) = at.remove_current();
             self.len -= 1;
-            let (name, entry) = node.to_key_value();
-            taken.push((name.0, entry), GFP_KERNEL)?;
+            let (name, agreed) = node.to_key_value();
+            taken.push((name.0, agreed), GFP_KERNEL)?;
             // The cursor moves to the next node, or to the previous one
             // when there is none: a name before the run, ending the loop.
             cursor = next;
@@ -154,17 +182,25 @@ impl Base {
     /// The base as its file holds it, for the pair `roots`.
     pub(crate) fn encode(&self, roots: &Roots) -> Result<KVVec<u8>> {
         let mut total = record::HEADER_LEN + record::TRAILER_LEN;
-        for (name, _) in self.names.iter() {
-            let len = record::record_len(name.0.len()).ok_or(EINVAL)?;
+        for (name, a) in self.names.iter() {
+            let len =
+                record::record_len(name.0.len(), a.entry.kind, a.target.len()).ok_or(EINVAL)?;
             total = total.checked_add(len).ok_or(ENOMEM)?;
         }
         let mut out = KVVec::with_capacity(total, GFP_KERNEL)?;
         out.extend_from_slice(&record::header(roots), GFP_KERNEL)?;
-        for (name, entry) in self.names.iter() {
-            let len = record::record_len(name.0.len()).ok_or(EINVAL)?;
+        for (name, a) in self.names.iter() {
+            let len =
+                record::record_len(name.0.len(), a.entry.kind, a.target.len()).ok_or(EINVAL)?;
             let start = out.len();
             out.extend_with(len, 0, GFP_KERNEL)?;
-            record::put_record(&mut out.as_mut_slice()[start..], &name.0, entry);
+            record::put_record(
+                &mut out.as_mut_slice()[start..],
+                &name.0,
+                &a.entry,
+                &a.inos,
+                &a.target,
+            );
         }
         let sum = record::checksum(&out);
         out.extend_from_slice(&sum.to_le_bytes(), GFP_KERNEL)?;
@@ -184,14 +220,14 @@ impl Base {
         };
         let mut base = Self::new();
         for parsed in records {
-            let (path, entry) = match parsed {
+            let (path, entry, inos, target) = match parsed {
                 Ok(record) => record,
                 Err(why) => return Ok(Err(why)),
             };
             if !is_plain_relative(path) {
                 return Ok(Err(Unusable::NotABase));
             }
-            base.set(path, entry)?;
+            base.set(path, entry, inos, target)?;
         }
         base.unsaved = false;
         Ok(Ok(base))

@@ -161,7 +161,71 @@ impl Engine {
         if rel.is_empty() {
             return Ok(());
         }
-        self.base.lock().set(rel, *entry)
+        // A symlink is agreed on with its exact target (A's, as both hold it).
+        let target = match entry.kind {
+            Kind::Symlink => match vfs::lookup(&self.a, rel)? {
+                Some(held) => vfs::read_link(&held)?,
+                None => return Ok(()),
+            },
+            _ => KVec::new(),
+        };
+        let inos = self.inos(rel)?;
+        self.base.lock().set(rel, *entry, inos, &target)
+    }
+
+    /// The inode numbers under `rel` on A and on B (0 where there is none).
+    fn inos(&self, rel: &[u8]) -> Result<[u64; 2]> {
+        let ino = |root| Ok::<_, Error>(vfs::lookup(root, rel)?.map_or(0, |held| held.ino()));
+        Ok([ino(&self.a)?, ino(&self.b)?])
+    }
+
+    /// Both sides hold the copy just `placed` under `rel`.
+    fn agreed_on(&self, rel: &[u8], placed: &Placed) -> Result {
+        let inos = self.inos(rel)?;
+        self.base
+            .lock()
+            .set(rel, placed.entry, inos, &placed.target)
+    }
+
+    /// The base's entry and both sides' as the planner should see them:
+    /// size and time cannot tell two symlinks apart, so each distinct
+    /// target among the three gets a number, which stands for its size.
+    fn with_link_classes(
+        &self,
+        rel: &[u8],
+        agreed: Option<Entry>,
+        a: &Option<(Held, Entry)>,
+        b: &Option<(Held, Entry)>,
+    ) -> Result<[Option<Entry>; 3]> {
+        let link = |e: &Option<Entry>| matches!(e, Some(e) if e.kind == Kind::Symlink);
+        let mut seen = [agreed, a.as_ref().map(|s| s.1), b.as_ref().map(|s| s.1)];
+        if !seen.iter().any(link) {
+            return Ok(seen);
+        }
+        let target = |side: &Option<(Held, Entry)>| match side {
+            Some((held, e)) if e.kind == Kind::Symlink => vfs::read_link(held).map(Some),
+            _ => Ok(None),
+        };
+        let (ta, tb) = (target(a)?, target(b)?);
+        let base_link = link(&agreed);
+        let as_agreed = |t: &KVec<u8>| -> Result<bool> {
+            Ok(base_link && self.base.lock().same_target(rel, t)?)
+        };
+        let class_a = match &ta {
+            Some(t) if as_agreed(t)? => 0,
+            _ => 1,
+        };
+        let class_b = match &tb {
+            Some(t) if as_agreed(t)? => 0,
+            Some(t) if ta.as_ref() == Some(t) => class_a,
+            _ => 2,
+        };
+        for (entry, class) in seen.iter_mut().zip([0, class_a, class_b]) {
+            if let Some(e) = entry.as_mut().filter(|e| e.kind == Kind::Symlink) {
+                e.size = class;
+            }
+        }
+        Ok(seen)
     }
 
     /// Neither side holds `rel` any more.
@@ -515,14 +579,33 @@ impl Engine {
         let entry = |side| if side == Side::A { ea } else { eb };
         // What was looked up is opened as is: no second lookup to copy it.
         let held = |side| if side == Side::A { &a } else { &b }.as_ref().map(|s| &s.0);
-        let compared_b = match (&a, &b) {
-            (Some(x), Some(y)) => Some(Self::as_compared_with(x, y)?),
-            _ => eb,
+        let (agreed, inos) = match self.base.lock().get(rel)? {
+            Some((entry, inos)) => (Some(entry), inos),
+            None => (None, [0; 2]),
         };
-        let agreed = self.base.lock().get(rel)?;
-        let done = match plan::decide(agreed, ea, compared_b, why) {
-            Action::Nothing => match (ea, eb) {
-                (Some(x), Some(y)) if agreed != Some(x) && x.kind == y.kind => self.agreed(rel, &x),
+        // Another inode under the name than the one agreed on: renamed over
+        // (maybe while no call ran), a change however alike it looks.
+        let mut why = why;
+        for (side, (now, agreed_ino)) in [Side::A, Side::B]
+            .into_iter()
+            .zip([&a, &b].into_iter().zip(inos))
+        {
+            if let Some((held, _)) = now {
+                if agreed_ino != 0 && held.ino() != agreed_ino {
+                    why = why.merge(Reason::moved_in_on(side));
+                }
+            }
+        }
+        let [base_now, a_now, b_now] = self.with_link_classes(rel, agreed, &a, &b)?;
+        let done = match plan::decide(base_now, a_now, b_now, why) {
+            Action::Nothing => match (&a, &b) {
+                // Alike now: recorded again if anything of the record is
+                // stale (an inode renamed in that looks the same).
+                (Some((ha, x)), Some((hb, y)))
+                    if x.kind == y.kind && (agreed != Some(*x) || inos != [ha.ino(), hb.ino()]) =>
+                {
+                    self.agreed(rel, x)
+                }
                 (None, None) if agreed.is_some() => self.forgotten(rel),
                 _ => Ok(()),
             },
@@ -530,7 +613,7 @@ impl Engine {
             Action::Copy { from } => {
                 let src = entry(from).ok_or(ENOENT)?;
                 self.copy(from, rel, &src, held(from), entry(from.other()))
-                    .and_then(|copied| self.agreed(rel, &copied))
+                    .and_then(|copied| self.agreed_on(rel, &copied))
             }
             Action::MakeDir { on } => {
                 let src = entry(on.other()).ok_or(ENOENT)?;
@@ -569,7 +652,7 @@ impl Engine {
                     && self.same_bytes(&a, &b)?
                 {
                     self.copy(winner, rel, &won, held(winner), Some(lost))
-                        .and_then(|copied| self.agreed(rel, &copied))
+                        .and_then(|copied| self.agreed_on(rel, &copied))
                 } else {
                     self.keep_both(winner, rel, &won, &lost, work)
                 }
@@ -581,10 +664,11 @@ impl Engine {
                 );
                 if !self.same_bytes(&a, &b)? {
                     self.copy(from, rel, &src, held(from), Some(dst))
+                        .and_then(|copied| self.agreed_on(rel, &copied))
                 } else {
-                    self.copy_mode(from, &a, &b).map(|()| src)
+                    self.copy_mode(from, &a, &b)
+                        .and_then(|()| self.agreed(rel, &src))
                 }
-                .and_then(|agreed| self.agreed(rel, &agreed))
             }
             Action::ConflictUnlessSame => {
                 let (x, y) = (ea.ok_or(ENOENT)?, eb.ok_or(ENOENT)?);
@@ -643,7 +727,7 @@ impl Engine {
             return Ok(false);
         }
         match self.copy(from, rel, &src, Some(&held), None) {
-            Ok(copied) => self.agreed(rel, &copied).map(|()| true),
+            Ok(copied) => self.agreed_on(rel, &copied).map(|()| true),
             Err(e) if e == EAGAIN => Ok(false),
             Err(e) => Err(e),
         }
@@ -681,7 +765,7 @@ impl Engine {
         src: &Entry,
         source: Option<&Held>,
         dst_now: Option<Entry>,
-    ) -> Result<Entry> {
+    ) -> Result<Placed> {
         let to = from.other();
         let (dir, name) = vfs::split(rel);
         let seq = self.temp_seq.fetch_add(1, Ordering::Relaxed);
@@ -695,12 +779,14 @@ impl Engine {
                 &looked_up
             }
         };
+        let mut target = KVec::new();
         let written = match src.kind {
             Kind::File => {
                 vfs::copy_file(source, self.root(to), &temp_rel, src, thread::should_stop).map(Some)
             }
             Kind::Symlink => {
-                vfs::symlink(self.root(to), &temp_rel, &vfs::read_link(source)?).map(|()| None)
+                target = vfs::read_link(source)?;
+                vfs::symlink(self.root(to), &temp_rel, &target).map(|()| None)
             }
             Kind::Dir | Kind::Special => Err(EISDIR),
         };
@@ -709,10 +795,11 @@ impl Engine {
             self.place(to, dir, &temp, name, rel, dst_now)?;
             // What the other side holds now: a source that shrank while it
             // was read is copied shorter, and is not what was agreed on.
-            Ok(Entry {
+            let entry = Entry {
                 size: copied.as_ref().map_or(src.size, |c| c.len),
                 ..*src
-            })
+            };
+            Ok(Placed { entry, target })
         });
         if placed.is_err() {
             // Never leave a temporary name behind.
@@ -774,13 +861,13 @@ impl Engine {
             push_scan(work, &aside_rel)?;
         } else {
             let copied = self.copy(loser, &aside_rel, lost, None, None)?;
-            self.agreed(&aside_rel, &copied)?;
+            self.agreed_on(&aside_rel, &copied)?;
         }
         if won.kind == Kind::Dir {
             push_scan(work, rel)
         } else {
             let copied = self.copy(winner, rel, won, None, None)?;
-            self.agreed(rel, &copied)
+            self.agreed_on(rel, &copied)
         }
     }
 
@@ -923,10 +1010,13 @@ impl Engine {
                 // synced, or changed since) stays, and is mirrored back.
                 let agreed = self.base.lock().get(&path)?;
                 let as_agreed = match agreed {
-                    Some(agreed) if is_dir => agreed.kind == Kind::Dir,
-                    Some(agreed) => self
-                        .stat(side, &path)?
-                        .map_or(true, |(_, now)| now.unchanged_since(&agreed)),
+                    Some((agreed, _)) if is_dir => agreed.kind == Kind::Dir,
+                    Some((agreed, inos)) => {
+                        let ino = inos[if side == Side::A { 0 } else { 1 }];
+                        self.stat(side, &path)?.map_or(true, |(held, now)| {
+                            now.unchanged_since(&agreed) && (ino == 0 || held.ino() == ino)
+                        })
+                    }
                     None => false,
                 };
                 if !as_agreed || self.changed_meanwhile(side, &path, recent) {
@@ -1005,6 +1095,12 @@ fn raced(err: Error) -> bool {
 
 fn not_empty() -> Error {
     Error::from_errno(-(bindings::ENOTEMPTY as c_int))
+}
+
+/// What a copy put in place: the entry, and a symlink's exact target.
+struct Placed {
+    entry: Entry,
+    target: KVec<u8>,
 }
 
 /// What the sync thread keeps between batches.

@@ -150,6 +150,16 @@ impl Reason {
         }
     }
 
+    /// A rename onto the name on `side`.
+    pub fn moved_in_on(side: Side) -> Reason {
+        Reason {
+            changed_a: side == Side::A,
+            changed_b: side == Side::B,
+            moved_in: true,
+            ..Reason::default()
+        }
+    }
+
     /// An event on `side` named it.
     pub fn changed_on(self, side: Side) -> bool {
         match side {
@@ -233,7 +243,10 @@ pub fn decide(base: Option<Entry>, a: Option<Entry>, b: Option<Entry>, why: Reas
     };
     let changed = |now: Option<Entry>, event: bool| match now {
         None => true,
-        Some(e) => !e.unchanged_since(&base) || (event && (why.closed || e.kind == Kind::Symlink)),
+        Some(e) => {
+            !e.unchanged_since(&base)
+                || (event && (why.closed || why.moved_in || e.kind == Kind::Symlink))
+        }
     };
     let (changed_a, changed_b) = (changed(a, why.changed_a), changed(b, why.changed_b));
     let dirs = matches!((a, b), (Some(x), Some(y)) if x.kind == Kind::Dir && y.kind == Kind::Dir);

@@ -8,8 +8,9 @@
 //! Layout, little-endian: `MAGIC`, the roots as four `u64` (device and
 //! inode number of A, then of B), then records (`u16` name length, the
 //! relative path, `u8` kind, `u64` size, `i64` seconds, `u32` nanoseconds,
-//! `u32` mode, `u32` uid, `u32` gid), then the `u64` FNV-1a of everything
-//! before it.
+//! `u32` mode, `u32` uid, `u32` gid, the inode numbers on A and on B as
+//! `u64`, and for a symlink its exact target as a `u16` length and the
+//! bytes), then the `u64` FNV-1a of everything before it.
 
 use crate::plan::{Entry, Kind, Time};
 
@@ -17,7 +18,7 @@ use crate::plan::{Entry, Kind, Time};
 pub const FILE_NAME: &[u8] = b".real-time-sync-base";
 
 /// First bytes of a base file, with the format's version.
-pub const MAGIC: &[u8; 8] = b"usacbas1";
+pub const MAGIC: &[u8; 8] = b"usacbas2";
 
 /// Bytes before the first record.
 pub const HEADER_LEN: usize = MAGIC.len() + 32;
@@ -26,7 +27,7 @@ pub const HEADER_LEN: usize = MAGIC.len() + 32;
 pub const TRAILER_LEN: usize = 8;
 
 /// Bytes of a record after its name.
-const FIELDS_LEN: usize = 1 + 8 + 8 + 4 + 4 + 4 + 4;
+const FIELDS_LEN: usize = 1 + 8 + 8 + 4 + 4 + 4 + 4 + 16;
 
 /// Which two directories a base was recorded for: device and inode number
 /// of each root.
@@ -43,15 +44,22 @@ pub fn header(roots: &Roots) -> [u8; HEADER_LEN] {
     out
 }
 
-/// Bytes of the record of a name of `name_len` bytes; `None` past `u16`.
-pub fn record_len(name_len: usize) -> Option<usize> {
+/// Bytes of the record of a name of `name_len` bytes (and a symlink target
+/// of `target_len`, for a symlink); `None` past `u16`.
+pub fn record_len(name_len: usize, kind: Kind, target_len: usize) -> Option<usize> {
     u16::try_from(name_len).ok()?;
-    Some(2 + name_len + FIELDS_LEN)
+    u16::try_from(target_len).ok()?;
+    let target = if kind == Kind::Symlink {
+        2 + target_len
+    } else {
+        0
+    };
+    Some(2 + name_len + FIELDS_LEN + target)
 }
 
-/// Writes the record of `path` into `out`, which is exactly
-/// [`record_len`] long.
-pub fn put_record(out: &mut [u8], path: &[u8], entry: &Entry) {
+/// Writes the record of `path` (with `target` for a symlink) into `out`,
+/// which is exactly [`record_len`] long.
+pub fn put_record(out: &mut [u8], path: &[u8], entry: &Entry, inos: &[u64; 2], target: &[u8]) {
     let mut w = Writer { out, at: 0 };
     w.put(&(path.len() as u16).to_le_bytes());
     w.put(path);
@@ -62,6 +70,12 @@ pub fn put_record(out: &mut [u8], path: &[u8], entry: &Entry) {
     w.put(&entry.mode.to_le_bytes());
     w.put(&entry.uid.to_le_bytes());
     w.put(&entry.gid.to_le_bytes());
+    w.put(&inos[0].to_le_bytes());
+    w.put(&inos[1].to_le_bytes());
+    if entry.kind == Kind::Symlink {
+        w.put(&(target.len() as u16).to_le_bytes());
+        w.put(target);
+    }
 }
 
 struct Writer<'a> {
@@ -148,8 +162,12 @@ pub struct Records<'a> {
     rest: &'a [u8],
 }
 
+/// One record: the path, what was agreed on, the inode numbers on A and
+/// B, and a symlink's target (empty for anything else).
+pub type Record<'a> = (&'a [u8], Entry, [u64; 2], &'a [u8]);
+
 impl<'a> Iterator for Records<'a> {
-    type Item = Result<(&'a [u8], Entry), Unusable>;
+    type Item = Result<Record<'a>, Unusable>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.rest.is_empty() {
@@ -179,7 +197,7 @@ impl<'a> Records<'a> {
         Ok(out)
     }
 
-    fn take(&mut self) -> Result<(&'a [u8], Entry), Unusable> {
+    fn take(&mut self) -> Result<Record<'a>, Unusable> {
         let len = usize::from(u16::from_le_bytes(self.array()?));
         let path = self.bytes(len)?;
         let kind = match self.array::<1>()?[0] {
@@ -200,6 +218,16 @@ impl<'a> Records<'a> {
             uid: u32::from_le_bytes(self.array()?),
             gid: u32::from_le_bytes(self.array()?),
         };
-        Ok((path, entry))
+        let inos = [
+            u64::from_le_bytes(self.array()?),
+            u64::from_le_bytes(self.array()?),
+        ];
+        let target = if kind == Kind::Symlink {
+            let len = usize::from(u16::from_le_bytes(self.array()?));
+            self.bytes(len)?
+        } else {
+            &[]
+        };
+        Ok((path, entry, inos, target))
     }
 }

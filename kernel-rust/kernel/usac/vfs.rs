@@ -137,6 +137,13 @@ impl Held {
         })
     }
 
+    /// The inode number.
+    pub(crate) fn ino(&self) -> u64 {
+        // SAFETY: the inode is pinned by our dentry reference; `i_ino` does
+        // not change while it lives.
+        unsafe { (*self.inode()).i_ino as u64 }
+    }
+
     /// True when the running credentials may list the directory (read and
     /// search it), as `opendir(3)` plus a lookup would need.
     pub(crate) fn may_list(&self) -> bool {

@@ -446,8 +446,9 @@ mod base_file {
     fn encode(names: &[(&[u8], Entry)], roots: &record::Roots) -> Vec<u8> {
         let mut out = record::header(roots).to_vec();
         for (path, entry) in names {
-            let mut rec = vec![0u8; record::record_len(path.len()).unwrap()];
-            record::put_record(&mut rec, path, entry);
+            let target: &[u8] = if entry.kind == Kind::Symlink { b"../target" } else { b"" };
+            let mut rec = vec![0u8; record::record_len(path.len(), entry.kind, target.len()).unwrap()];
+            record::put_record(&mut rec, path, entry, &[7, 8], target);
             out.extend_from_slice(&rec);
         }
         let sum = record::checksum(&out);
@@ -456,15 +457,19 @@ mod base_file {
     }
 
     fn decode(bytes: &[u8], roots: &record::Roots) -> Result<Vec<(Vec<u8>, Entry)>, Unusable> {
-        record::records(bytes, roots)?.map(|r| r.map(|(p, e)| (p.to_vec(), e))).collect()
+        record::records(bytes, roots)?.map(|r| r.map(|(p, e, _, _)| (p.to_vec(), e))).collect()
     }
 
     #[test]
     fn what_is_written_reads_back() {
         let far = Entry { mtime: Time { secs: i64::MIN, nanos: 999_999_999 }, ..file(u64::MAX, 0) };
-        let names: Vec<(&[u8], Entry)> = vec![(b"a", file(4, 1)), (b"d/\xff\xfe", dir()), (b"far", far)];
-        let back = decode(&encode(&names, &ROOTS), &ROOTS).unwrap();
+        let link = Entry { kind: Kind::Symlink, ..file(9, 0) };
+        let names: Vec<(&[u8], Entry)> = vec![(b"a", file(4, 1)), (b"d/\xff\xfe", dir()), (b"far", far), (b"l", link)];
+        let bytes = encode(&names, &ROOTS);
+        let back = decode(&bytes, &ROOTS).unwrap();
         assert_eq!(back, names.iter().map(|(p, e)| (p.to_vec(), *e)).collect::<Vec<_>>());
+        let targets: Vec<Vec<u8>> = record::records(&bytes, &ROOTS).unwrap().map(|r| r.unwrap().3.to_vec()).collect();
+        assert_eq!(targets, [&b""[..], b"", b"", b"../target"]);
     }
 
     #[test]
