@@ -24,9 +24,10 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::sync::Mutex;
 use kernel::task::Task;
+use kernel::time::{ktime_ms_delta, Ktime};
 
-/// Idle time after which a changed base is saved.
-const SAVE_AFTER_IDLE_MS: u32 = 1000;
+/// Least time between two writes of a changed base while the call runs.
+const SAVE_EVERY_MS: i64 = 1000;
 
 /// Largest base file read: beyond it the base is not used (a union start).
 const MAX_BASE_BYTES: u64 = 1 << 30;
@@ -273,12 +274,11 @@ impl Engine {
         let mut rounds = 0;
         // Jiffies left of the grace for created files, once it started.
         let mut grace_left = None;
-        // Jiffies left until an unsaved base is saved, once idle.
-        let mut save_left = None;
+        // When the base was last written: it is written again after work,
+        // at most once a second, never by a timer (an idle thread does not
+        // wake), and when the thread stops.
+        let mut saved_at = Ktime::ktime_get();
         loop {
-            // Read while running: the lock may sleep. Only this thread
-            // changes the base, so it stays true until acted on below.
-            let unsaved = self.base.lock().unsaved();
             // SAFETY: sets our own state before checking for work, so a
             // wake-up in between is not lost.
             unsafe { bindings::set_current_state_interruptible() };
@@ -293,22 +293,7 @@ impl Engine {
             if batch.is_empty() && moves.is_empty() && !rescan_all {
                 if later.is_empty() || rounds >= MAX_RETRY_ROUNDS {
                     later = KVec::new();
-                    if save_left == Some(0) {
-                        // Idle for a while: the base goes to disk, so a
-                        // crash loses little of it.
-                        save_left = None;
-                        // SAFETY: our own state; the save sleeps.
-                        unsafe { bindings::set_current_state_running() };
-                        if let Err(err) = self.save_base() {
-                            limiter.report(record::FILE_NAME, err);
-                        }
-                    } else if unsaved && self.events.pending.lock().dirty.is_empty() {
-                        let wait = save_left.unwrap_or_else(|| {
-                            kernel::time::msecs_to_jiffies(SAVE_AFTER_IDLE_MS) as c_long
-                        });
-                        // SAFETY: process context, no locks held.
-                        save_left = Some(unsafe { bindings::schedule_timeout(wait) });
-                    } else if self.events.pending.lock().dirty.is_empty() {
+                    if self.events.pending.lock().dirty.is_empty() {
                         // SAFETY: process context, no locks held.
                         unsafe { bindings::schedule() };
                     } else {
@@ -336,7 +321,6 @@ impl Engine {
                 }
             } else {
                 rounds = 0;
-                save_left = None;
             }
             // SAFETY: our own state.
             unsafe { bindings::set_current_state_running() };
@@ -346,6 +330,13 @@ impl Engine {
                 parked: &mut parked,
             };
             self.process(batch, moves, rescan_all, &mut limiter, names);
+            let now = Ktime::ktime_get();
+            if ktime_ms_delta(now, saved_at) >= SAVE_EVERY_MS && self.base.lock().unsaved() {
+                saved_at = now;
+                if let Err(err) = self.save_base() {
+                    limiter.report(record::FILE_NAME, err);
+                }
+            }
         }
         // SAFETY: our own state.
         unsafe { bindings::set_current_state_running() };
