@@ -9,7 +9,12 @@ KSRC=$CACHE/linux-source-$KVER                 # source with our changes applied
 KOUT=$CACHE/build                              # out-of-tree build
 BZIMAGE=$KOUT/arch/x86/boot/bzImage
 KHEADERS=$CACHE/headers                        # make headers_install output
-RUST_LIB_SRC=/usr/src/rustc-1.96.0/library
+# The standard library's source of the installed rustc (rust-web-src): the
+# version comes from the compiler, so a Debian point release moves both.
+RUST_LIB_SRC=/usr/src/rustc-$(/usr/bin/rustc --version 2>/dev/null | cut -d' ' -f2)/library
+VENV=$CACHE/venv                               # virtme-ng (scripts/setup)
 KMAKE=(make -C "$KSRC" O="$KOUT" RUSTC=/usr/bin/rustc
        BINDGEN="$HOME/.cargo/bin/bindgen" RUST_LIB_SRC="$RUST_LIB_SRC")
-export PATH="$HOME/.cargo/bin:$HOME/.local/bin:$PATH"
+# rustup's cargo when there is one, else Debian's (cargo-web, /usr/bin/cargo);
+# bindgen from cargo install; vng from the venv.
+export PATH="$VENV/bin:$HOME/.cargo/bin:$PATH"
