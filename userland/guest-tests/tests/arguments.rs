@@ -164,3 +164,43 @@ fn c_example_reports_errors_like_the_wrapper() {
         assert_eq!(real_time_sync_example(good.as_ptr(), good.as_ptr()), libc::EINVAL);
     }
 }
+
+/// The command's exit status tells a refused start (3, with the errno)
+/// from a root that vanished while mirroring (1, in trees.rs).
+#[test]
+fn the_command_exits_3_when_the_call_is_refused() {
+    let (s, good) = setup("cli-refused");
+    let missing = s.root.join("missing");
+    for (other, errno) in [(&good, "(EINVAL)"), (&missing, "(ENOENT)")] {
+        let out = std::process::Command::new(guest_tests::cli_path()).arg(&good).arg(other).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(err.contains("refused at start") && err.contains(errno), "{err}");
+    }
+}
+
+/// `--verbose` says what the call does at its start and how it ended.
+#[test]
+fn the_command_in_verbose_mode_says_how_the_call_ended() {
+    let s = Scratch::new("cli-verbose");
+    let (a, b) = (s.dir("a"), s.dir("b"));
+    let child = std::process::Command::new(guest_tests::cli_path())
+        .arg("--verbose")
+        .arg(&a)
+        .arg(&b)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let nr = realtimesync::SYS_REAL_TIME_SYNC.to_string();
+    let in_call = guest_tests::eventually(guest_tests::ARRIVAL, || {
+        fs::read_to_string(format!("/proc/{}/syscall", child.id()))
+            .is_ok_and(|s| s.split_whitespace().next() == Some(nr.as_str()))
+    });
+    assert!(in_call, "not in the call");
+    // SAFETY: signalling our own child, not reaped yet.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("calling real_time_sync(") && err.contains("SIGINT ended it"), "{err}");
+}
