@@ -15,6 +15,7 @@ KMEMLEAK=/sys/kernel/debug/kmemleak
 # and more on a busy host. The tests run copies on the tmpfs, so that their
 # page faults and exits (which the signal tests time) never wait for it.
 BIN=$TMPDIR/.bin
+SRC=$(dirname "$0")/../userland/guest-tests/tests
 TARGET=$(dirname "$(dirname "$1")")
 mkdir "$BIN" && cp "$TARGET/real-time-sync" "$TARGET/usac-mem" "$TARGET/tamalloc-demo" "$@" "$BIN/" ||
 	{ echo "cannot copy the binaries to $BIN"; exit 1; }
@@ -68,15 +69,47 @@ run_test() {
 
 for bin in "$@"; do
 	bin=$BIN/$(basename "$bin")
-	for t in $("$bin" --list --format terse 2>/dev/null | sed -n 's/: test$//p' | grep -- "${RTS_TEST_FILTER:-}"); do
+	name=$(basename "${bin%-*}")
+	# A binary that cannot list its tests, or lists none, fails: it must
+	# never count as zero tests run.
+	if ! list=$("$bin" --list --format terse 2>&1); then
+		echo "$list" | tail -${RTS_TAIL:-40}
+		echo "FAIL $name: --list failed"
+		failed=$((failed + 1))
+		failures+=("$name --list")
+		continue
+	fi
+	tests=$(sed -n 's/: test$//p' <<<"$list" | grep -- "${RTS_TEST_FILTER:-}")
+	listed=$(grep -c . <<<"$tests")
+	# What to expect: the #[test] functions of the binary's source.
+	expected=$listed
+	src=$SRC/$name.rs
+	if [ -z "${RTS_TEST_FILTER:-}" ] && [ -f "$src" ]; then
+		expected=$(grep -c '^#\[test\]' "$src")
+	fi
+	if [ "$listed" != "$expected" ] || [ "$listed" = 0 ]; then
+		echo "FAIL $name: lists $listed tests, its source has $expected"
+		failed=$((failed + 1))
+		failures+=("$name (listed $listed of $expected)")
+		continue
+	fi
+	ran=0
+	for t in $tests; do
 		start=$(date +%s.%N)
 		run_test "$bin" "$t"
 		rc=$?
 		out=$(cat /tmp/test-out)
 		secs=$(echo "$(date +%s.%N) - $start" | bc)
+		# --exact with a name that matches nothing passes, having run nothing.
+		if [ $rc = 0 ] && ! grep -q '^test result: ok\. 1 passed' <<<"$out"; then
+			echo "(ran no test)" >>/tmp/test-out
+			out=$(cat /tmp/test-out)
+			rc=1
+		fi
+		[ $rc != 0 ] || ran=$((ran + 1))
 		if [ $rc = 0 ] && kernel_log_clean; then
 			passed=$((passed + 1))
-			printf 'PASS %-70s %6.2fs\n' "$(basename "${bin%-*}")::$t" "$secs"
+			printf 'PASS %-70s %6.2fs\n' "$name::$t" "$secs"
 			grep -o 'METRIC.*' <<<"$out" || true
 		else
 			echo "---- kernel log of the test ----"
@@ -84,11 +117,14 @@ for bin in "$@"; do
 			kernel_log_clean >/dev/null
 			failed=$((failed + 1))
 			failures+=("$t")
-			printf 'FAIL %-70s %6.2fs\n' "$(basename "${bin%-*}")::$t" "$secs"
+			printf 'FAIL %-70s %6.2fs\n' "$name::$t" "$secs"
 			echo "$out" | tail -${RTS_TAIL:-40}
 		fi
 		[ $stuck = 0 ] || break 2
 	done
+	if [ $stuck = 0 ] && [ "$ran" != "$expected" ]; then
+		echo "$name: $ran of $expected tests ran and passed"
+	fi
 done
 if [ $stuck = 1 ]; then
 	echo "FAIL the run stopped: a test is stuck in the kernel"

@@ -2,7 +2,9 @@
 //! `__NR_tamalloc`, `__NR_get_mem_stats`, `__NR_get_total_mem_stats`) from
 //! the patched kernel's exported headers (`make headers_install`), so they
 //! can never drift from the kernel's table. Without headers it falls back
-//! to the numbers of our table entries (555 to 558).
+//! to the numbers of our table entries (555 to 558) and says so in
+//! `REAL_TIME_SYNC_NR_SOURCE`, which the tests check: a fallback compared
+//! with itself proves nothing.
 
 use std::env;
 use std::fs;
@@ -46,12 +48,19 @@ fn main() {
     println!("cargo:rerun-if-env-changed=REAL_TIME_SYNC_CACHE");
     let include = headers_dir().map(|dir| dir.join("include"));
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let mut fallbacks = Vec::new();
     for (call, fallback) in CALLS {
         let nr = include.as_deref().and_then(|i| nr_from_headers(i, call)).unwrap_or_else(|| {
             println!("cargo:warning=no patched kernel headers found for {call}: using syscall number {fallback}");
+            fallbacks.push(call);
             fallback
         });
         let file = if call == "real_time_sync" { "syscall_nr.rs".to_owned() } else { format!("nr_{call}.rs") };
         fs::write(out.join(file), format!("{nr}\n")).expect("write the syscall number");
     }
+    let source = match (fallbacks.is_empty(), &include) {
+        (true, Some(dir)) => dir.display().to_string(),
+        _ => format!("fallback for {}", fallbacks.join(", ")),
+    };
+    println!("cargo:rustc-env=REAL_TIME_SYNC_NR_SOURCE={source}");
 }

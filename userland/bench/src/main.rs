@@ -291,33 +291,28 @@ const QUICK_CHECK: Duration = Duration::from_millis(2);
 const LISTING_CHECK: Duration = Duration::from_millis(50);
 
 /// CPU time (ticks) and context switches of the tool's processes; for ours,
-/// of the sync kernel thread.
-fn cost(tool: Tool, root_pid: u32) -> (u64, u64) {
-    let mut ticks = 0;
-    let mut switches = 0;
-    for entry in fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let Some((comm, rest)) = stat.split_once(") ") else { continue };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let (ppid, pgrp) = (fields.get(1).copied().unwrap_or(""), fields.get(2).copied().unwrap_or(""));
+/// of the sync kernel thread. `None` when no such process was found: an
+/// idle cost of 0 must mean a thread that slept, not one that was missed.
+fn cost(tool: Tool, root_pid: u32) -> Option<(u64, u64)> {
+    let root = root_pid as i32;
+    let mut found = false;
+    let (mut ticks, mut switches) = (0, 0);
+    for process in procfs::process::all_processes().ok()?.flatten() {
+        let Ok(stat) = process.stat() else { continue };
         let mine = match tool {
-            Tool::Ours => comm.ends_with("(usac-sync"),
-            _ => pgrp == root_pid.to_string() || ppid == root_pid.to_string() || pid == root_pid,
+            Tool::Ours => stat.comm == "usac-sync",
+            _ => stat.pgrp == root || stat.ppid == root || stat.pid == root,
         };
         if !mine {
             continue;
         }
-        ticks += fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-            + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        for line in status.lines() {
-            if line.starts_with("voluntary_ctxt_switches") || line.starts_with("nonvoluntary_ctxt_switches") {
-                switches += line.split_whitespace().last().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            }
+        found = true;
+        ticks += stat.utime + stat.stime;
+        if let Ok(status) = process.status() {
+            switches += status.voluntary_ctxt_switches.unwrap_or(0) + status.nonvoluntary_ctxt_switches.unwrap_or(0);
         }
     }
-    (ticks, switches)
+    found.then_some((ticks, switches))
 }
 
 fn ms(d: Duration) -> String {
@@ -464,9 +459,13 @@ fn latency_and_idle(cfg: &Config, tool: Tool, record: &mut Record) {
     let pid = running.child.id();
     let before = cost(tool, pid);
     sleep(cfg.sizes.idle);
-    let after = cost(tool, pid);
-    record(name, "idle_cpu_ticks", (after.0 - before.0.min(after.0)).to_string());
-    record(name, "idle_ctx_switches", (after.1 - before.1.min(after.1)).to_string());
+    match (before, cost(tool, pid)) {
+        (Some(before), Some(after)) => {
+            record(name, "idle_cpu_ticks", (after.0 - before.0.min(after.0)).to_string());
+            record(name, "idle_ctx_switches", (after.1 - before.1.min(after.1)).to_string());
+        }
+        _ => record(name, "idle_cpu_ticks", "n/a (no process of the tool found)".into()),
+    }
 }
 
 fn burst(cfg: &Config, tool: Tool, record: &mut Record) {

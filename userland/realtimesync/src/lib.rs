@@ -70,10 +70,21 @@ pub fn explain(err: &io::Error) -> &'static str {
 mod tests {
     use super::*;
 
+    /// Where build.rs found the numbers: fails when it fell back on its own
+    /// constants, which would only compare them with themselves.
+    pub(crate) fn assert_read_from_headers() {
+        let source = env!("REAL_TIME_SYNC_NR_SOURCE");
+        assert!(
+            !source.starts_with("fallback"),
+            "no patched kernel headers ({source}): set REAL_TIME_SYNC_HEADERS to the headers_install output"
+        );
+    }
+
     #[test]
     fn syscall_number_matches_the_table_entry() {
-        // Read from the headers (or the fallback): a parse slip would
-        // silently call another system call.
+        // Read from the headers: a parse slip would silently call another
+        // system call.
+        assert_read_from_headers();
         assert_eq!(SYS_REAL_TIME_SYNC, 555);
     }
 

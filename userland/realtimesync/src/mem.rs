@@ -165,6 +165,7 @@ mod tests {
 
     #[test]
     fn syscall_numbers_match_the_table_entries() {
+        crate::tests::assert_read_from_headers();
         assert_eq!((SYS_TAMALLOC, SYS_GET_MEM_STATS, SYS_GET_TOTAL_MEM_STATS), (556, 557, 558));
     }
 
