@@ -270,33 +270,63 @@ pub const ARRIVAL: Duration = Duration::from_secs(20);
 /// `dir_a`: part of the contract, never mirrored.
 pub const BASE_FILE: &str = ".real-time-sync-base";
 
-/// Every file and directory below `root` (the base file aside) with its permission bits and
-/// content (files), target (symlinks) or permission bits (directories),
-/// relative to `root`, sorted.
+/// Every entry below `root` (the base file aside), relative to `root`,
+/// sorted, with what the contract mirrors of it: a regular file's
+/// permission bits, mtime and content; a directory's permission bits (its
+/// mtime moves with its own entries on each side, and is not mirrored); a
+/// symlink's target; a FIFO, socket or device node's kind and bits.
+///
+/// Panics when `root` is missing or an entry cannot be read: an unreadable
+/// file must not pass for an empty one.
 pub fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    // Entries may come and go while the sync works (its temporary files, a
+    // test's writer): one gone between listing and reading is skipped here
+    // and caught by the caller's next look.
+    let raced = |err: &io::Error| matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory);
+    let meta = fs::metadata(root).unwrap_or_else(|err| panic!("tree root {root:?}: {err}"));
+    assert!(meta.is_dir(), "tree root {root:?} is not a directory");
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        // Entries may come and go while the sync works: a racing entry is
-        // skipped here and caught by the caller's next look.
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) if raced(&err) && dir != root => continue,
+            Err(err) => panic!("list {dir:?}: {err}"),
+        };
+        for entry in entries {
+            let entry = entry.unwrap_or_else(|err| panic!("list {dir:?}: {err}"));
             let path = entry.path();
             let rel = path.strip_prefix(root).unwrap().to_path_buf();
             if rel.as_os_str() == BASE_FILE {
                 continue;
             }
-            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(meta) => meta,
+                Err(err) if raced(&err) => continue,
+                Err(err) => panic!("stat {path:?}: {err}"),
+            };
             let mode = format!("{:o} ", meta.permissions().mode() & 0o7777).into_bytes();
-            if meta.is_dir() {
-                out.push((rel, [&mode[..], b"<dir>"].concat()));
+            let kind = meta.file_type();
+            let value = if kind.is_dir() {
                 stack.push(path);
-            } else if meta.file_type().is_symlink() {
-                let target = fs::read_link(&path).map(|t| t.as_os_str().as_bytes().to_vec()).unwrap_or_default();
-                out.push((rel, target));
+                [&mode[..], b"<dir>"].concat()
+            } else if kind.is_symlink() {
+                match fs::read_link(&path) {
+                    Ok(target) => [b"-> ", target.as_os_str().as_bytes()].concat(),
+                    Err(err) if raced(&err) => continue,
+                    Err(err) => panic!("readlink {path:?}: {err}"),
+                }
+            } else if kind.is_file() {
+                let mtime = format!("mtime {}.{:09} ", meta.mtime(), meta.mtime_nsec()).into_bytes();
+                match fs::read(&path) {
+                    Ok(content) => [mode, mtime, content].concat(),
+                    Err(err) if raced(&err) => continue,
+                    Err(err) => panic!("read {path:?}: {err}"),
+                }
             } else {
-                out.push((rel, [mode, fs::read(&path).unwrap_or_default()].concat()));
-            }
+                [&mode[..], b"<special>"].concat()
+            };
+            out.push((rel, value));
         }
     }
     out.sort();
@@ -314,7 +344,7 @@ pub fn assert_mirrored(a: &Path, b: &Path) {
 /// What differs between two trees, one line per entry, for failure messages.
 pub fn tree_diff(a: &Path, b: &Path) -> String {
     let (ta, tb) = (tree(a), tree(b));
-    let show = |c: &Vec<u8>| String::from_utf8_lossy(&c[..c.len().min(40)]).into_owned();
+    let show = |c: &Vec<u8>| String::from_utf8_lossy(&c[..c.len().min(80)]).into_owned();
     let mut out = String::new();
     for (path, content) in &ta {
         match tb.iter().find(|e| &e.0 == path) {
