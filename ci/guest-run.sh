@@ -126,6 +126,31 @@ for bin in "$@"; do
 		echo "$name: $ran of $expected tests ran and passed"
 	fi
 done
+# The kselftest, the kernel's way (built on the host into $KSELFTEST_O, so
+# that make only runs it here): each of its TAP results counts as a test,
+# and it must report every TEST_F of its source.
+if [ $stuck = 0 ] && [ -n "${KSELFTEST_SRC:-}" ] && [ -z "${RTS_TEST_FILTER:-}" ]; then
+	start=$(date +%s.%N)
+	out=$(cd "$TMPDIR" && timeout -k 5 "$limit" make -s -C "$KSELFTEST_SRC" TARGETS=real_time_sync \
+		O="$KSELFTEST_O" KHDR_INCLUDES="-isystem $KHEADERS/include" run_tests 2>&1)
+	secs=$(echo "$(date +%s.%N) - $start" | bc)
+	expected=$(grep -c '^TEST_F(' "$KSELFTEST_SRC/real_time_sync/real_time_sync_test.c")
+	ok=$(grep -Ec '^# ok [0-9]+ ' <<<"$out")
+	not_ok=$(grep -Ec '^# not ok [0-9]+ ' <<<"$out")
+	if [ "$ok" = "$expected" ] && [ "$not_ok" = 0 ] && grep -q '^ok 1 selftests: real_time_sync' <<<"$out" &&
+		kernel_log_clean; then
+		passed=$((passed + ok))
+		printf 'PASS %-70s %6.2fs\n' "kselftest real_time_sync: $ok of $expected" "$secs"
+	else
+		echo "$out" | tail -${RTS_TAIL:-40}
+		kernel_log_clean >/dev/null
+		passed=$((passed + ok))
+		failed=$((failed + expected - ok))
+		[ $((expected - ok)) -gt 0 ] || failed=$((failed + 1))
+		failures+=("kselftest real_time_sync")
+		printf 'FAIL %-70s %6.2fs\n' "kselftest real_time_sync: $ok of $expected passed" "$secs"
+	fi
+fi
 if [ $stuck = 1 ]; then
 	echo "FAIL the run stopped: a test is stuck in the kernel"
 	echo "guest: $passed passed, $failed failed"
