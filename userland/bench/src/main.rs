@@ -5,7 +5,10 @@
 //! Usage: rts-bench --out DIR --cli PATH --lean PATH [--quick] [--tools ours,lean,...]
 //!        [--workloads latency,burst,large,scale]
 
+use hdrhistogram::Histogram;
 use inotify::{Inotify, WatchMask};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
@@ -14,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
+use wait_timeout::ChildExt;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Tool {
@@ -72,13 +76,7 @@ impl Drop for Running {
         unsafe {
             libc::kill(-pid, libc::SIGINT);
         }
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            sleep(Duration::from_millis(5));
-        }
+        let _ = self.child.wait_timeout(Duration::from_secs(3));
         // SAFETY: as above.
         unsafe {
             libc::kill(-pid, libc::SIGKILL);
@@ -160,15 +158,11 @@ fn fresh_pair(cfg: &Config, label: &str, tool: Tool) -> (PathBuf, PathBuf) {
     (a, b)
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
+/// The 10-50 ms gaps of the latency workload and the floor: the same
+/// sequence for every tool.
+fn gaps() -> impl FnMut() -> Duration {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(0x1234_5678);
+    move || Duration::from_millis(rng.random_range(10..=50))
 }
 
 /// Writes `count` 4 KiB files in A with 10-50 ms gaps and returns, per
@@ -184,7 +178,7 @@ fn latency_run(a: &Path, b: &Path, count: usize, limit: Duration) -> Vec<Option<
     let writer = {
         let (a, content) = (a.to_path_buf(), content.clone());
         thread::spawn(move || {
-            let mut rng = Rng(0x1234_5678);
+            let mut gap = gaps();
             for i in 0..count {
                 let name = format!("lat{i:04}");
                 let mut f = fs::File::create(a.join(&name)).unwrap();
@@ -194,7 +188,7 @@ fn latency_run(a: &Path, b: &Path, count: usize, limit: Duration) -> Vec<Option<
                 let closing = Instant::now();
                 drop(f);
                 tx.send((name, closing)).unwrap();
-                sleep(Duration::from_millis(10 + rng.below(41)));
+                sleep(gap());
             }
         })
     };
@@ -250,11 +244,11 @@ fn floor_samples(dir: &Path, count: usize, paced: bool) -> Vec<Duration> {
     fs::create_dir_all(dir).unwrap();
     let content = vec![7u8; 4096];
     fs::write(dir.join("src"), &content).unwrap();
-    let mut rng = Rng(0x1234_5678);
+    let mut gap = gaps();
     (0..count)
         .map(|i| {
             if paced {
-                sleep(Duration::from_millis(10 + rng.below(41)));
+                sleep(gap());
             }
             let start = Instant::now();
             fs::copy(dir.join("src"), dir.join(".tmp")).unwrap();
@@ -315,6 +309,27 @@ fn cost(tool: Tool, root_pid: u32) -> Option<(u64, u64)> {
     found.then_some((ticks, switches))
 }
 
+/// Latencies in nanoseconds, to 3 significant digits (0.1%).
+struct Latencies(Histogram<u64>);
+
+impl Latencies {
+    fn quantile(&self, q: f64) -> Duration {
+        Duration::from_nanos(self.0.value_at_quantile(q))
+    }
+
+    fn max(&self) -> Duration {
+        Duration::from_nanos(self.0.max())
+    }
+}
+
+fn histogram(samples: &[Duration]) -> Latencies {
+    let mut h = Histogram::new(3).expect("3 significant digits");
+    for d in samples {
+        h.record(d.as_nanos().try_into().unwrap_or(u64::MAX)).expect("an auto-resizing histogram takes any value");
+    }
+    Latencies(h)
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
@@ -358,13 +373,10 @@ fn main() {
         println!("{tool:<11} {metric:<22} {value}");
     };
 
-    let mut warm = floor_samples(&cfg.work.join("floor-warm"), 200, false);
-    warm.sort();
-    record("floor", "warm_p50_ms", ms(warm[warm.len() / 2]));
+    let warm = floor_samples(&cfg.work.join("floor-warm"), 200, false);
+    record("floor", "warm_p50_ms", ms(histogram(&warm).quantile(0.5)));
     let floor = floor_samples(&cfg.work.join("floor"), 200, true);
-    let mut sorted = floor.clone();
-    sorted.sort();
-    record("floor", "latency_p50_ms", ms(sorted[sorted.len() / 2]));
+    record("floor", "latency_p50_ms", ms(histogram(&floor).quantile(0.5)));
     fs::write(cfg.out.join("latency-floor.tsv"), floor.iter().map(|d| ms(*d) + "\n").collect::<String>()).unwrap();
 
     // A subset of the tools, to look at one closely: --tools ours,lean
@@ -441,16 +453,15 @@ fn latency_and_idle(cfg: &Config, tool: Tool, record: &mut Record) {
     };
     let samples = latency_run(&pair.0, &pair.1, cfg.sizes.latency_files, cfg.sizes.workload);
     let lost = samples.iter().filter(|s| s.is_none()).count();
-    let mut sorted: Vec<Duration> = samples.iter().flatten().copied().collect();
-    fs::write(cfg.out.join(format!("latency-{name}.tsv")), sorted.iter().map(|d| ms(*d) + "\n").collect::<String>())
+    let arrived: Vec<Duration> = samples.iter().flatten().copied().collect();
+    fs::write(cfg.out.join(format!("latency-{name}.tsv")), arrived.iter().map(|d| ms(*d) + "\n").collect::<String>())
         .unwrap();
-    sorted.sort();
-    if let Some(max) = sorted.last() {
-        let q = |p: usize| sorted[(sorted.len() * p / 100).min(sorted.len() - 1)];
-        for (label, p) in [("p50", 50), ("p90", 90), ("p99", 99)] {
-            record(name, &format!("latency_{label}_ms"), ms(q(p)));
+    if !arrived.is_empty() {
+        let h = histogram(&arrived);
+        for (label, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)] {
+            record(name, &format!("latency_{label}_ms"), ms(h.quantile(q)));
         }
-        record(name, "latency_max_ms", ms(*max));
+        record(name, "latency_max_ms", ms(h.max()));
     }
     record(name, "latency_lost", lost.to_string());
 

@@ -13,22 +13,22 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+use wait_timeout::ChildExt;
 
 /// A fresh directory for one test, removed when dropped.
 pub struct Scratch {
     pub root: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let base = std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-        let root = base.join(format!("{name}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
-        fs::create_dir_all(&root).expect("create scratch dir");
-        Scratch { root }
+        let dir = tempfile::Builder::new().prefix(&format!("{name}-")).tempdir().expect("create scratch dir");
+        // Searchable by all: some tests run the call as nobody below it.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod scratch dir");
+        Scratch { root: dir.path().to_path_buf(), _dir: dir }
     }
 
     /// Creates (with parents) and returns the directory `rel`.
@@ -43,12 +43,6 @@ impl Scratch {
         let path = self.root.join(rel);
         fs::write(&path, content).expect("write file");
         path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.root);
     }
 }
 
@@ -182,8 +176,7 @@ impl Syncer {
 
     /// The state letter of /proc/PID/stat (R, S, T, ...).
     pub fn state(&self) -> char {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        stat.rsplit(')').next().and_then(|s| s.trim().chars().next()).unwrap_or('?')
+        procfs::process::Process::new(self.pid()).and_then(|p| p.stat()).map_or('?', |s| s.state)
     }
 
     pub fn signal(&self, sig: i32) {
@@ -193,16 +186,7 @@ impl Syncer {
 
     /// Waits for the exit, up to `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> io::Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(Some(status));
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            sleep(Duration::from_micros(200));
-        }
+        self.child.wait_timeout(limit)
     }
 
     /// What the command printed on stderr (after it exited).

@@ -7,6 +7,8 @@ use realtimesync::mem::{
 };
 // The crate's library carries the C examples (built by build.rs).
 use guest_tests as _;
+use procfs::process::Process;
+use procfs::Current;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -28,15 +30,19 @@ fn errno<T>(r: io::Result<T>) -> i32 {
     }
 }
 
-/// `key:` of /proc/PID/status in kB, or None when the line is absent.
+/// `key:` (VmSize or VmRSS) of /proc/PID/status in kB, or None when the
+/// line is absent.
 fn status_kb(pid: libc::pid_t, key: &str) -> Option<u64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = text.lines().find(|l| l.starts_with(key) && l[key.len()..].starts_with(':'))?;
-    line[key.len() + 1..].split_whitespace().next()?.parse().ok()
+    let status = Process::new(pid).ok()?.status().ok()?;
+    match key {
+        "VmSize" => status.vmsize,
+        "VmRSS" => status.vmrss,
+        _ => panic!("status_kb reads VmSize or VmRSS, not {key}"),
+    }
 }
 
 fn proc_oom_score(pid: libc::pid_t) -> u32 {
-    fs::read_to_string(format!("/proc/{pid}/oom_score")).expect("read oom_score").trim().parse().expect("a number")
+    Process::new(pid).and_then(|p| p.oom_score()).expect("read oom_score").into()
 }
 
 /// What /proc says about `pid`: (VmSize, VmRSS, oom_score); zeros without
@@ -279,12 +285,8 @@ impl StrictOvercommit {
     fn with_headroom(headroom_kb: u64) -> StrictOvercommit {
         let read = |name: &str| fs::read_to_string(format!("{VM}/{name}")).expect("read vm sysctl");
         let saved = StrictOvercommit { mode: read("overcommit_memory"), ratio: read("overcommit_ratio") };
-        let meminfo = fs::read_to_string("/proc/meminfo").expect("read meminfo");
-        let committed_kb: u64 = meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix("Committed_AS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .expect("Committed_AS");
+        // procfs gives bytes.
+        let committed_kb = procfs::Meminfo::current().expect("read meminfo").committed_as / 1024;
         fs::write(format!("{VM}/overcommit_kbytes"), (committed_kb + headroom_kb).to_string())
             .expect("write overcommit_kbytes");
         fs::write(format!("{VM}/overcommit_memory"), "2").expect("write overcommit_memory");
@@ -393,7 +395,7 @@ fn zombie_has_zeros() {
         pid
     };
     let start = Instant::now();
-    while !fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat").contains(") Z ") {
+    while Process::new(pid).and_then(|p| p.stat()).expect("stat").state != 'Z' {
         assert!(start.elapsed() < Duration::from_secs(20), "no zombie");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -440,10 +442,10 @@ fn bad_buffers_are_efault() {
 /// (sum of VmSize, sum of VmRSS) over /proc/*/status.
 fn proc_sums() -> (u64, u64) {
     let mut sums = (0, 0);
-    for entry in fs::read_dir("/proc").expect("read /proc").flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        sums.0 += status_kb(pid, "VmSize").unwrap_or(0);
-        sums.1 += status_kb(pid, "VmRSS").unwrap_or(0);
+    for process in procfs::process::all_processes().expect("read /proc").flatten() {
+        let Ok(status) = process.status() else { continue };
+        sums.0 += status.vmsize.unwrap_or(0);
+        sums.1 += status.vmrss.unwrap_or(0);
     }
     sums
 }

@@ -3,6 +3,8 @@
 use guest_tests::{
     arrives, assert_mirrored, assert_no_temp_names, eventually, gone, ino, pair, Scratch, Syncer, ARRIVAL,
 };
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -105,15 +107,8 @@ fn a_file_rewritten_1000_times_ends_identical() {
 /// `len` bytes of pseudo-random content: 1 MiB blocks, each stamped with
 /// its index, so a misplaced chunk shows.
 fn big_content(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let block: Vec<u8> = (0..1 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let mut block = vec![0u8; 1 << 20];
+    Xoshiro256PlusPlus::seed_from_u64(0x9e37_79b9_7f4a_7c15).fill(&mut block[..]);
     let mut out = Vec::with_capacity(len);
     let mut index: u64 = 0;
     while out.len() < len {

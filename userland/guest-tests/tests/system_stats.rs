@@ -74,22 +74,24 @@ fn as_map(lines: &[(String, u64, String)]) -> HashMap<String, u64> {
     lines.iter().map(|(k, v, _)| (k.clone(), *v)).collect()
 }
 
-fn meminfo() -> HashMap<String, u64> {
-    let text = fs::read_to_string("/proc/meminfo").expect("meminfo");
-    text.lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            Some((k.to_owned(), v.split_whitespace().next()?.parse().ok()?))
-        })
-        .collect()
+/// MemTotal, MemFree and MemAvailable of /proc/meminfo, in kB.
+fn meminfo() -> HashMap<&'static str, u64> {
+    use procfs::Current;
+    let m = procfs::Meminfo::current().expect("meminfo");
+    // procfs gives bytes; /proc/meminfo and /proc/system_stats say kB.
+    let available = m.mem_available.expect("MemAvailable");
+    HashMap::from([
+        ("MemTotal", m.mem_total / 1024),
+        ("MemFree", m.mem_free / 1024),
+        ("MemAvailable", available / 1024),
+    ])
 }
 
 /// user, system, idle of the first line of /proc/stat.
 fn proc_stat_cpu() -> (u64, u64, u64) {
-    let text = fs::read_to_string("/proc/stat").expect("/proc/stat");
-    let f: Vec<u64> =
-        text.lines().next().expect("cpu line").split_whitespace().skip(1).map(|n| n.parse().expect("n")).collect();
-    (f[0], f[2], f[3])
+    use procfs::CurrentSI;
+    let total = procfs::KernelStats::current().expect("/proc/stat").total;
+    (total.user, total.system, total.idle)
 }
 
 /// (total, free, available) of statvfs("/") in KiB.

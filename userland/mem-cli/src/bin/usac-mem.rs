@@ -3,7 +3,6 @@
 
 use clap::Parser;
 use realtimesync::mem::{explain, get_mem_stats, get_total_mem_stats};
-use std::fs;
 use std::process::ExitCode;
 use usac_mem::{row, HEADER};
 
@@ -24,9 +23,8 @@ struct Args {
 }
 
 fn pids() -> Vec<libc::pid_t> {
-    let mut pids: Vec<libc::pid_t> = fs::read_dir("/proc")
-        .map(|dir| dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default();
+    let mut pids: Vec<libc::pid_t> =
+        procfs::process::all_processes().map(|all| all.flatten().map(|p| p.pid()).collect()).unwrap_or_default();
     pids.sort_unstable();
     pids
 }
