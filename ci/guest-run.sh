@@ -7,6 +7,11 @@ set -u
 export TMPDIR=/mnt
 mount -t tmpfs -o size=75%,mode=1777 tmpfs "$TMPDIR" || { echo "cannot mount tmpfs"; exit 1; }
 mount -t debugfs none /sys/kernel/debug 2>/dev/null
+# The kselftest runner writes to /dev/stdout, which a bare devtmpfs lacks
+# (without the link it would write a file of that name).
+for fd in 0:stdin 1:stdout 2:stderr; do
+	[ -e "/dev/${fd#*:}" ] || ln -s "/proc/self/fd/${fd%%:*}" "/dev/${fd#*:}"
+done
 KMEMLEAK=/sys/kernel/debug/kmemleak
 # Scans only at the end: the automatic one (60 s after boot) would slow
 # whichever test it meets, and the final scans find every leak as well.
