@@ -359,11 +359,14 @@ fn main() {
             workload: Duration::from_secs(60),
         }
     };
+    // Removed when the run ends: the work pairs, and the scale workload's tree.
+    let work = tempfile::Builder::new().prefix("rts-bench-").tempdir().expect("create the work directory");
+    let scale = tempfile::Builder::new().prefix("rts-scale-").tempdir().expect("create the scale directory");
     let cfg = Config {
         out: arg("--out").expect("--out DIR"),
         cli: arg("--cli").expect("--cli PATH"),
         lean: arg("--lean").expect("--lean PATH"),
-        work: std::env::temp_dir().join("rts-bench"),
+        work: work.path().to_path_buf(),
         sizes,
     };
     fs::create_dir_all(&cfg.out).unwrap();
@@ -389,7 +392,7 @@ fn main() {
     let run = |workload: &str| workloads.is_none_or(|list| list.split(',').any(|w| w == workload));
     let started = Instant::now();
     let big = run("scale").then(|| {
-        let big = scale_tree(&std::env::temp_dir().join("rts-scale"), cfg.sizes.scale_files);
+        let big = scale_tree(scale.path(), cfg.sizes.scale_files);
         println!(
             "bench: {} files for the scale workload in {:.0} s",
             cfg.sizes.scale_files,
@@ -425,9 +428,6 @@ fn main() {
         }
         let _ = fs::remove_dir_all(&cfg.work);
         fs::create_dir_all(&cfg.work).unwrap();
-    }
-    if let Some(big) = big {
-        let _ = fs::remove_dir_all(big.0.parent().unwrap());
     }
     println!("bench: done in {:.0} s", started.elapsed().as_secs_f64());
 }
@@ -564,7 +564,6 @@ fn large_file(cfg: &Config, tool: Tool, record: &mut Record) {
 /// A pair whose sides both hold `files` empty files, built once for all
 /// tools: building it takes longer than most workloads under emulation.
 fn scale_tree(base: &Path, files: usize) -> (PathBuf, PathBuf) {
-    let _ = fs::remove_dir_all(base);
     let (a, b) = (base.join("a"), base.join("b"));
     fs::create_dir_all(&a).unwrap();
     for i in 0..files {
