@@ -2,6 +2,8 @@
 # Runs inside the booted, patched kernel (as root): every test of the given
 # test binaries on its own, with the kernel log checked after each and a
 # kmemleak scan at the end. Writes a summary line "N passed, M failed".
+# With KSELFTEST_SRC (a tree's tools/testing/selftests), KSELFTEST_O (its
+# build output) and KHEADERS, it runs the real_time_sync kselftest too.
 set -u
 # /mnt comes read-only from the host: a tmpfs over it holds the test trees.
 export TMPDIR=/mnt
