@@ -7,27 +7,27 @@
 use crate::memcg::GFP;
 use crate::plan::{Entry, Kind, Time};
 use crate::record::{self, Roots, Unusable};
+use crate::vec;
 use core::cmp::Ordering;
-use kernel::alloc::{KVVec, KVec};
+use kernel::alloc::{KBox, KVVec, KVec};
 use kernel::error::code::{EINVAL, ENOMEM};
 use kernel::prelude::*;
 use kernel::rbtree::RBTree;
 
 /// A relative path below a root, ordered byte by byte, so that the names
-/// below a directory `d` are the run of keys that start with `d/`.
-struct Name(KVec<u8>);
+/// below a directory `d` are the run of keys that start with `d/`. Boxed,
+/// not a vector: eight bytes less in every node.
+struct Name(KBox<[u8]>);
 
 impl Name {
     fn of(path: &[u8]) -> Result<Self> {
-        let mut out = KVec::with_capacity(path.len(), GFP)?;
-        out.extend_from_slice(path, GFP)?;
-        Ok(Self(out))
+        Ok(Self(vec::boxed_copy(path)?))
     }
 }
 
 impl PartialEq for Name {
     fn eq(&self, other: &Self) -> bool {
-        self.0.as_slice() == other.0.as_slice()
+        self.0[..] == other.0[..]
     }
 }
 
@@ -41,13 +41,25 @@ impl PartialOrd for Name {
 
 impl Ord for Name {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.as_slice().cmp(other.0.as_slice())
+        self.0[..].cmp(&other.0[..])
     }
 }
 
 /// True for `d/...` below the directory `dir`.
 fn below(path: &[u8], dir: &[u8]) -> bool {
     path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/'
+}
+
+/// Which inodes held a name on A and on B when both sides agreed on it.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Ids {
+    /// The inode numbers (0: not known): another inode under the name (a
+    /// rename over it) is a change however alike it looks.
+    pub(crate) inos: [u64; 2],
+    /// The low half of each inode's change cookie (`i_version`; 0: not
+    /// known): a rewrite in place within one timestamp tick, same size,
+    /// shows only there.
+    pub(crate) cookies: [u32; 2],
 }
 
 /// What both sides agreed on for a name: an [`Entry`] packed so that a
@@ -57,9 +69,7 @@ fn below(path: &[u8], dir: &[u8]) -> bool {
 struct Agreed {
     size: u64,
     secs: i64,
-    /// The inode numbers on A and on B (0: not known): another inode under
-    /// the name (a rename over it) is a change however alike it looks.
-    inos: [u64; 2],
+    ids: Ids,
     nanos: u32,
     uid: u32,
     gid: u32,
@@ -69,11 +79,11 @@ struct Agreed {
 }
 
 impl Agreed {
-    fn new(entry: &Entry, inos: [u64; 2]) -> Self {
+    fn new(entry: &Entry, ids: Ids) -> Self {
         Self {
             size: entry.size,
             secs: entry.mtime.secs,
-            inos,
+            ids,
             nanos: entry.mtime.nanos,
             uid: entry.uid,
             gid: entry.gid,
@@ -103,7 +113,7 @@ pub(crate) struct Base {
     names: RBTree<Name, Agreed>,
     /// The exact targets of the symlinks among `names` (few, so kept apart
     /// rather than making every node larger).
-    targets: RBTree<Name, KVec<u8>>,
+    targets: RBTree<Name, KBox<[u8]>>,
     len: usize,
     /// Changed since it was last saved (or loaded).
     unsaved: bool,
@@ -138,43 +148,34 @@ impl Base {
     pub(crate) fn names(&self) -> impl Iterator<Item = (&[u8], Entry)> {
         self.names
             .iter()
-            .map(|(name, agreed)| (name.0.as_slice(), agreed.entry()))
+            .map(|(name, agreed)| (&name.0[..], agreed.entry()))
     }
 
     /// What both sides last agreed on for `path`, and the inode numbers
     /// that held it on A and on B.
-    pub(crate) fn get(&self, path: &[u8]) -> Result<Option<(Entry, [u64; 2])>> {
-        Ok(self
-            .names
-            .get(&Name::of(path)?)
-            .map(|a| (a.entry(), a.inos)))
+    pub(crate) fn get(&self, path: &[u8]) -> Result<Option<(Entry, Ids)>> {
+        Ok(self.names.get(&Name::of(path)?).map(|a| (a.entry(), a.ids)))
     }
 
     /// Whether the symlink agreed on for `path` pointed to `target`.
     pub(crate) fn same_target(&self, path: &[u8], target: &[u8]) -> Result<bool> {
         let agreed = self.targets.get(&Name::of(path)?);
-        Ok(agreed.is_some_and(|t| t.as_slice() == target))
+        Ok(agreed.is_some_and(|t| t[..] == *target))
     }
 
     /// Both sides agree on `entry` under `path` now; `target` is a
     /// symlink's target (empty for anything else).
-    pub(crate) fn set(
-        &mut self,
-        path: &[u8],
-        entry: Entry,
-        inos: [u64; 2],
-        target: &[u8],
-    ) -> Result {
+    pub(crate) fn set(&mut self, path: &[u8], entry: Entry, ids: Ids, target: &[u8]) -> Result {
         let name = Name::of(path)?;
         if entry.kind == Kind::Symlink {
             self.targets
-                .try_create_and_insert(Name::of(path)?, Name::of(target)?.0, GFP)?;
+                .try_create_and_insert(Name::of(path)?, vec::boxed_copy(target)?, GFP)?;
         } else {
             self.targets.remove(&name);
         }
         let old = self
             .names
-            .try_create_and_insert(name, Agreed::new(&entry, inos), GFP)?;
+            .try_create_and_insert(name, Agreed::new(&entry, ids), GFP)?;
         if old.is_none() {
             self.len += 1;
         }
@@ -202,16 +203,16 @@ impl Base {
             moved.extend_from_slice(&path[from.len()..], GFP)?;
             let target = links
                 .iter()
-                .find(|(p, _)| p.as_slice() == path.as_slice())
+                .find(|(p, _)| p[..] == path[..])
                 .map_or(&[][..], |(_, t)| t);
-            self.set(&moved, agreed.entry(), agreed.inos, target)?;
+            self.set(&moved, agreed.entry(), agreed.ids, target)?;
         }
         Ok(())
     }
 
     /// The exact target of the symlink `name` (empty for anything else).
     fn target_of(&self, name: &Name) -> &[u8] {
-        self.targets.get(name).map_or(&[], |t| t.as_slice())
+        self.targets.get(name).map_or(&[], |t| &t[..])
     }
 
     /// The base as its file holds it, for the pair `roots`.
@@ -233,7 +234,8 @@ impl Base {
                 &mut out.as_mut_slice()[start..],
                 &name.0,
                 &a.entry(),
-                &a.inos,
+                &a.ids.inos,
+                &a.ids.cookies,
                 target,
             );
         }
@@ -255,14 +257,14 @@ impl Base {
         };
         let mut base = Self::new();
         for parsed in records {
-            let (path, entry, inos, target) = match parsed {
+            let (path, entry, inos, cookies, target) = match parsed {
                 Ok(record) => record,
                 Err(why) => return Ok(Err(why)),
             };
             if !is_plain_relative(path) {
                 return Ok(Err(Unusable::NotABase));
             }
-            base.set(path, entry, inos, target)?;
+            base.set(path, entry, Ids { inos, cookies }, target)?;
         }
         base.unsaved = false;
         Ok(Ok(base))
@@ -270,7 +272,7 @@ impl Base {
 }
 
 /// Takes `path` and the names below it out of `tree`.
-fn take_tree<V>(tree: &mut RBTree<Name, V>, path: &[u8]) -> Result<KVec<(KVec<u8>, V)>> {
+fn take_tree<V>(tree: &mut RBTree<Name, V>, path: &[u8]) -> Result<KVec<(KBox<[u8]>, V)>> {
     let mut taken = KVec::new();
     if let Some(value) = tree.remove(&Name::of(path)?) {
         taken.push((Name::of(path)?.0, value), GFP)?;
@@ -278,7 +280,7 @@ fn take_tree<V>(tree: &mut RBTree<Name, V>, path: &[u8]) -> Result<KVec<(KVec<u8
     let mut first = KVec::with_capacity(path.len() + 1, GFP)?;
     first.extend_from_slice(path, GFP)?;
     first.push(b'/', GFP)?;
-    let mut cursor = tree.cursor_lower_bound(&Name(first));
+    let mut cursor = tree.cursor_lower_bound(&Name::of(&first)?);
     while let Some(at) = cursor {
         if !below(&at.current().0 .0, path) {
             break;

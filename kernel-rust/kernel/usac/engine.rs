@@ -3,7 +3,7 @@
 //! The sync engine: the fsnotify handler records which names changed, and
 //! one kernel thread per call drains them, compares both sides and acts.
 
-use crate::base::Base;
+use crate::base::{Base, Ids};
 use crate::creds::Cred;
 use crate::events::{Dirty, Events, Move, MAX_LOST_DIRS};
 use crate::memcg::{self, CallerMemcg, GFP};
@@ -183,22 +183,26 @@ impl Engine {
             },
             _ => KVec::new(),
         };
-        let inos = self.inos(rel)?;
-        self.base.lock().set(rel, *entry, inos, &target)
+        let ids = self.ids(rel)?;
+        self.base.lock().set(rel, *entry, ids, &target)
     }
 
-    /// The inode numbers under `rel` on A and on B (0 where there is none).
-    fn inos(&self, rel: &[u8]) -> Result<[u64; 2]> {
-        let ino = |root| Ok::<_, Error>(vfs::lookup(root, rel)?.map_or(0, |held| held.ino()));
-        Ok([ino(&self.a)?, ino(&self.b)?])
+    /// Which inodes hold `rel` on A and on B now (0 where there is none).
+    fn ids(&self, rel: &[u8]) -> Result<Ids> {
+        let mut ids = Ids::default();
+        for (i, root) in [&self.a, &self.b].into_iter().enumerate() {
+            if let Some(held) = vfs::lookup(root, rel)? {
+                ids.inos[i] = held.ino();
+                ids.cookies[i] = held.change_cookie()?;
+            }
+        }
+        Ok(ids)
     }
 
     /// Both sides hold the copy just `placed` under `rel`.
     fn agreed_on(&self, rel: &[u8], placed: &Placed) -> Result {
-        let inos = self.inos(rel)?;
-        self.base
-            .lock()
-            .set(rel, placed.entry, inos, &placed.target)
+        let ids = self.ids(rel)?;
+        self.base.lock().set(rel, placed.entry, ids, &placed.target)
     }
 
     /// The base's entry and both sides' as the planner should see them:
@@ -638,21 +642,27 @@ impl Engine {
         let entry = |side| if side == Side::A { ea } else { eb };
         // What was looked up is opened as is: no second lookup to copy it.
         let held = |side| if side == Side::A { &a } else { &b }.as_ref().map(|s| &s.0);
-        let (agreed, inos) = match self.base.lock().get(rel)? {
-            Some((entry, inos)) => (Some(entry), inos),
-            None => (None, [0; 2]),
+        let (agreed, ids) = match self.base.lock().get(rel)? {
+            Some((entry, ids)) => (Some(entry), ids),
+            None => (None, Ids::default()),
         };
-        // Another inode under the name than the one agreed on: renamed over
-        // (maybe while no call ran), a change however alike it looks.
+        // Another inode under the name than the one agreed on (renamed over,
+        // maybe while no call ran), or the same one rewritten in place with
+        // the same size within one timestamp tick (its change cookie moved,
+        // nothing else did): a change however alike it looks.
         let mut why = why;
-        for (side, (now, agreed_ino)) in [Side::A, Side::B]
-            .into_iter()
-            .zip([&a, &b].into_iter().zip(inos))
-        {
-            if let Some((held, _)) = now {
-                if agreed_ino != 0 && held.ino() != agreed_ino {
-                    why = why.merge(Reason::moved_in_on(side));
-                }
+        for (i, (side, now)) in [(Side::A, &a), (Side::B, &b)].into_iter().enumerate() {
+            let Some((held, entry)) = now else {
+                continue;
+            };
+            let other_inode = ids.inos[i] != 0 && held.ino() != ids.inos[i];
+            let rewritten = !other_inode
+                && entry.kind == Kind::File
+                && ids.cookies[i] != 0
+                && agreed.is_some_and(|agreed| entry.unchanged_since(&agreed))
+                && held.change_cookie()? != ids.cookies[i];
+            if other_inode || rewritten {
+                why = why.merge(Reason::moved_in_on(side));
             }
         }
         let [base_now, a_now, b_now] = self.with_link_classes(rel, agreed, &a, &b)?;
@@ -661,7 +671,8 @@ impl Engine {
                 // Alike now: recorded again if anything of the record is
                 // stale (an inode renamed in that looks the same).
                 (Some((ha, x)), Some((hb, y)))
-                    if x.kind == y.kind && (agreed != Some(*x) || inos != [ha.ino(), hb.ino()]) =>
+                    if x.kind == y.kind
+                        && (agreed != Some(*x) || ids.inos != [ha.ino(), hb.ino()]) =>
                 {
                     self.agreed(rel, x)
                 }
@@ -1090,11 +1101,17 @@ impl Engine {
                 let agreed = self.base.lock().get(&path)?;
                 let as_agreed = match agreed {
                     Some((agreed, _)) if is_dir => agreed.kind == Kind::Dir,
-                    Some((agreed, inos)) => {
-                        let ino = inos[if side == Side::A { 0 } else { 1 }];
-                        self.stat(side, &path)?.map_or(true, |(held, now)| {
-                            now.unchanged_since(&agreed) && (ino == 0 || held.ino() == ino)
-                        })
+                    Some((agreed, ids)) => {
+                        let i = if side == Side::A { 0 } else { 1 };
+                        let (ino, cookie) = (ids.inos[i], ids.cookies[i]);
+                        match self.stat(side, &path)? {
+                            Some((held, now)) => {
+                                now.unchanged_since(&agreed)
+                                    && (ino == 0 || held.ino() == ino)
+                                    && (cookie == 0 || held.change_cookie()? == cookie)
+                            }
+                            None => true,
+                        }
                     }
                     None => false,
                 };

@@ -2,7 +2,8 @@
 
 //! What the 6.12 `KVec` lacks.
 
-use kernel::alloc::KVec;
+use crate::memcg::GFP;
+use kernel::alloc::{AllocError, KBox, KVec};
 
 /// Takes the last element out of `v`.
 pub(crate) fn pop<T>(v: &mut KVec<T>) -> Option<T> {
@@ -14,4 +15,21 @@ pub(crate) fn pop<T>(v: &mut KVec<T>) -> Option<T> {
         v.set_len(last);
         Some(item)
     }
+}
+
+/// `bytes` copied into a box of exactly their size: two words where a
+/// vector takes three.
+pub(crate) fn boxed_copy(bytes: &[u8]) -> Result<KBox<[u8]>, AllocError> {
+    let mut v = KVec::with_capacity(bytes.len(), GFP)?;
+    v.extend_from_slice(bytes, GFP)?;
+    let (ptr, len, capacity) = v.into_raw_parts();
+    if capacity != len {
+        // SAFETY: the parts just taken from a vector, given back whole.
+        drop(unsafe { KVec::from_raw_parts(ptr, len, capacity) });
+        return Err(AllocError);
+    }
+    // SAFETY: `ptr` holds `len` initialised bytes in an allocation of
+    // exactly `len` bytes made by `Kmalloc` (the vector's allocator), which
+    // a `KBox<[u8]>` frees with that same layout (none for zero bytes).
+    Ok(unsafe { KBox::from_raw(core::ptr::slice_from_raw_parts_mut(ptr, len)) })
 }

@@ -145,6 +145,31 @@ impl Held {
         self.as_inode().ino()
     }
 
+    /// The low half of the inode's change cookie (`i_version`, which every
+    /// change of content or attributes moves), never 0; 0 where the file
+    /// system keeps none.
+    pub(crate) fn change_cookie(&self) -> Result<u32> {
+        // SAFETY: `kstat` is plain data, filled by `vfs_getattr`.
+        let mut st: bindings::kstat = unsafe { core::mem::zeroed() };
+        // SAFETY: the path is referenced (type invariant).
+        to_result(unsafe {
+            bindings::vfs_getattr(
+                &self.0,
+                &mut st,
+                bindings::STATX_CHANGE_COOKIE,
+                bindings::AT_STATX_SYNC_AS_STAT as c_uint,
+            )
+        })?;
+        if st.result_mask & bindings::STATX_CHANGE_COOKIE == 0 {
+            return Ok(0);
+        }
+        // The low half: four billion changes between two looks wrap it.
+        Ok(match st.change_cookie as u32 {
+            0 => u32::MAX,
+            low => low,
+        })
+    }
+
     /// True when the running credentials may list the directory (read and
     /// search it), as `opendir(3)` plus a lookup would need.
     pub(crate) fn may_list(&self) -> bool {

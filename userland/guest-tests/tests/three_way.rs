@@ -248,3 +248,21 @@ fn a_directory_removed_and_made_again_at_once_holds_the_new_files() {
     }
     sync.stop();
 }
+
+/// Found by the model run (a SIGSTOP restarts the call): a file rewritten
+/// in place while no call ran, with the same size and the same timestamp
+/// (one tick, or times set back), looks unchanged by size and time; its
+/// inode's change cookie tells.
+#[test]
+fn a_rewrite_in_place_with_the_same_size_and_time_while_stopped_is_mirrored() {
+    let (s, a, b) = pair("same-tick");
+    s.file("a/f", b"aaa");
+    let sync = Syncer::start(&a, &b);
+    both_hold(&a, &b, &[("f", b"aaa")]);
+    sync.stop();
+    let times = s.root.join("times");
+    sh(&format!("touch -r {0}/f {1} && printf bbb > {0}/f && touch -r {1} {0}/f", a.display(), times.display()));
+    let sync = Syncer::start(&a, &b);
+    both_hold(&a, &b, &[("f", b"bbb")]);
+    sync.stop();
+}

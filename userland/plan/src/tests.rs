@@ -484,7 +484,7 @@ mod base_file {
         for (path, entry) in names {
             let target: &[u8] = if entry.kind == Kind::Symlink { b"../target" } else { b"" };
             let mut rec = vec![0u8; record::record_len(path.len(), entry.kind, target.len()).unwrap()];
-            record::put_record(&mut rec, path, entry, &[7, 8], target);
+            record::put_record(&mut rec, path, entry, &[7, 8], &[9, 10], target);
             out.extend_from_slice(&rec);
         }
         let sum = record::checksum(&out);
@@ -493,7 +493,7 @@ mod base_file {
     }
 
     fn decode(bytes: &[u8], roots: &record::Roots) -> Result<Vec<(Vec<u8>, Entry)>, Unusable> {
-        record::records(bytes, roots)?.map(|r| r.map(|(p, e, _, _)| (p.to_vec(), e))).collect()
+        record::records(bytes, roots)?.map(|r| r.map(|(p, e, _, _, _)| (p.to_vec(), e))).collect()
     }
 
     #[test]
@@ -504,7 +504,7 @@ mod base_file {
         let bytes = encode(&names, &ROOTS);
         let back = decode(&bytes, &ROOTS).unwrap();
         assert_eq!(back, names.iter().map(|(p, e)| (p.to_vec(), *e)).collect::<Vec<_>>());
-        let targets: Vec<Vec<u8>> = record::records(&bytes, &ROOTS).unwrap().map(|r| r.unwrap().3.to_vec()).collect();
+        let targets: Vec<Vec<u8>> = record::records(&bytes, &ROOTS).unwrap().map(|r| r.unwrap().4.to_vec()).collect();
         assert_eq!(targets, [&b""[..], b"", b"", b"../target"]);
     }
 
