@@ -3,28 +3,30 @@
 //! The sync engine: the fsnotify handler records which names changed, and
 //! one kernel thread per call drains them, compares both sides and acts.
 
-use crate::base::{self, Base};
-use crate::creds::Credentials;
-use crate::events::{Dirty, Events, Move};
-use crate::notify::{Group, InodeId};
+use crate::base::{Base, Ids};
+use crate::creds::Cred;
+use crate::events::{Dirty, Events, Move, MAX_LOST_DIRS};
+use crate::memcg::{self, CallerMemcg, GFP};
+use crate::notify::{DirRef, Group, InodeId};
 use crate::path::DirPath;
 use crate::plan::{self, Action, Entry, Kind, Reason, Side, Time};
+use crate::ratelimit::RateLimit;
 use crate::record::{self, Roots, Unusable};
+use crate::registry::Registration;
 use crate::thread::{self, Thread};
+use crate::vec;
 use crate::vfs::{self, Held, Target};
+use crate::wait::Sleeper;
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::alloc::{
-    flags::{GFP_KERNEL, GFP_NOWAIT},
-    KBox, KVec,
-};
-use kernel::bindings;
+use kernel::alloc::{KBox, KVec};
 use kernel::error::code::{EAGAIN, EEXIST, EINTR, EISDIR, ENOENT};
-use kernel::ffi::{c_int, c_long, c_void};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::sync::Mutex;
 use kernel::task::Task;
 use kernel::time::{ktime_ms_delta, Ktime};
+use kernel::types::ARef;
+use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
 /// Least time between two writes of a changed base while the call runs.
 const SAVE_EVERY_MS: i64 = 1000;
@@ -52,7 +54,7 @@ const CREATE_GRACE_MS: u32 = 20;
 pub(crate) struct Engine {
     a: DirPath,
     b: DirPath,
-    creds: Credentials,
+    creds: ARef<Cred>,
     group: Group,
     events: Arc<Events>,
     /// Drawn per call: only this call's temporary names are its own.
@@ -63,11 +65,20 @@ pub(crate) struct Engine {
     base: Pin<KBox<Mutex<Base>>>,
     /// Which pair the base belongs to.
     roots: Roots,
+    /// Whose memory the thread's allocations are.
+    memcg: CallerMemcg,
+    /// The pair in the table of live calls, until the last save ended.
+    registration: Registration,
 }
 
 impl Engine {
     /// Engine for the pair `a`, `b`, acting as `creds`, for the calling task.
-    pub(crate) fn new(a: DirPath, b: DirPath, creds: Credentials) -> Result<KBox<Self>> {
+    pub(crate) fn new(
+        a: DirPath,
+        b: DirPath,
+        creds: ARef<Cred>,
+        registration: Registration,
+    ) -> Result<Arc<Self>> {
         let group = Group::new()?;
         let call_id = thread::random_u64();
         let events = Events::new([InodeId::of(a.inode()), InodeId::of(b.inode())], call_id)?;
@@ -83,10 +94,12 @@ impl Engine {
             events,
             call_id,
             temp_seq: AtomicU64::new(0),
-            base: KBox::pin_init(kernel::new_mutex!(base, "usac_base"), GFP_KERNEL)?,
+            base: KBox::pin_init(kernel::new_mutex!(base, "usac_base"), GFP)?,
             roots,
+            memcg: CallerMemcg::of_current(),
+            registration,
         };
-        Ok(KBox::new(engine, GFP_KERNEL)?)
+        Ok(Arc::new(engine, GFP)?)
     }
 
     /// The base the last call left in `a` for this pair, or an empty one
@@ -121,7 +134,7 @@ impl Engine {
             let mut missing = KVec::new();
             for (path, _) in base.names() {
                 if vfs::lookup(root, path)?.is_none() {
-                    missing.push(clone_bytes(path)?, GFP_KERNEL)?;
+                    missing.push(clone_bytes(path)?, GFP)?;
                 }
             }
             let len = base.len();
@@ -170,22 +183,26 @@ impl Engine {
             },
             _ => KVec::new(),
         };
-        let inos = self.inos(rel)?;
-        self.base.lock().set(rel, *entry, inos, &target)
+        let ids = self.ids(rel)?;
+        self.base.lock().set(rel, *entry, ids, &target)
     }
 
-    /// The inode numbers under `rel` on A and on B (0 where there is none).
-    fn inos(&self, rel: &[u8]) -> Result<[u64; 2]> {
-        let ino = |root| Ok::<_, Error>(vfs::lookup(root, rel)?.map_or(0, |held| held.ino()));
-        Ok([ino(&self.a)?, ino(&self.b)?])
+    /// Which inodes hold `rel` on A and on B now (0 where there is none).
+    fn ids(&self, rel: &[u8]) -> Result<Ids> {
+        let mut ids = Ids::default();
+        for (i, root) in [&self.a, &self.b].into_iter().enumerate() {
+            if let Some(held) = vfs::lookup(root, rel)? {
+                ids.inos[i] = held.ino();
+                ids.cookies[i] = held.change_cookie()?;
+            }
+        }
+        Ok(ids)
     }
 
     /// Both sides hold the copy just `placed` under `rel`.
     fn agreed_on(&self, rel: &[u8], placed: &Placed) -> Result {
-        let inos = self.inos(rel)?;
-        self.base
-            .lock()
-            .set(rel, placed.entry, inos, &placed.target)
+        let ids = self.ids(rel)?;
+        self.base.lock().set(rel, placed.entry, ids, &placed.target)
     }
 
     /// The base's entry and both sides' as the planner should see them:
@@ -244,14 +261,19 @@ impl Engine {
         self.events.root_gone()
     }
 
+    /// True once an unmount of one of the mounts asked the call to end.
+    pub(crate) fn unmounting(&self) -> bool {
+        self.registration.unmounting()
+    }
+
     /// Stops the thread, then gives up the marks without waiting for
     /// handlers still running (the marks keep the events alive for them).
-    pub(crate) fn stop_watching_after(&self, thread: Thread) {
+    /// The last save of the base goes on without the caller.
+    pub(crate) fn stop_watching_after(&self, thread: Thread<Self>) {
         drop(thread);
-        // Freeing a large base takes long on a debug kernel: done on a
-        // workqueue, not while the caller waits for its signal to act.
-        base::free_later(core::mem::replace(&mut *self.base.lock(), Base::new()));
+        self.events.close();
         self.group.release();
+        self.registration.caller_left();
     }
 
     fn root(&self, side: Side) -> &DirPath {
@@ -262,9 +284,10 @@ impl Engine {
     }
 
     /// The body of the sync thread.
-    fn run(&self) {
+    fn sync(&self) {
         let _as_caller = self.creds.assume();
-        let mut limiter = RateLimit::new();
+        let _charged = self.memcg.charge();
+        let mut limiter = RateLimit::new(5, 10);
         // Directories to reconcile once the queue is empty, because work in
         // them raced with the user's own changes; and how many such rounds
         // ran since the last event, to give up on a race that never ends.
@@ -278,10 +301,17 @@ impl Engine {
         // at most once a second, never by a timer (an idle thread does not
         // wake), and when the thread stops.
         let mut saved_at = Ktime::ktime_get();
+        // Room for the handler to record directories that lost events,
+        // allocated ahead, since the handler cannot wait for it.
+        let mut room = None;
+        let mut started = false;
         loop {
-            // SAFETY: sets our own state before checking for work, so a
-            // wake-up in between is not lost.
-            unsafe { bindings::set_current_state_interruptible() };
+            if room.is_none() {
+                room = KVec::with_capacity(MAX_LOST_DIRS, GFP).ok();
+            }
+            // Marked as sleeping before checking for work, so that a wake-up
+            // in between is not lost.
+            let asleep = Sleeper::prepare();
             if thread::should_stop() {
                 break;
             }
@@ -290,46 +320,53 @@ impl Engine {
             if grace_over || !batch.is_empty() {
                 grace_left = None;
             }
-            if batch.is_empty() && moves.is_empty() && !rescan_all {
-                if later.is_empty() || rounds >= MAX_RETRY_ROUNDS {
-                    later = KVec::new();
-                    if self.events.pending.lock().dirty.is_empty() {
-                        // SAFETY: process context, no locks held.
-                        unsafe { bindings::schedule() };
-                    } else {
-                        // Only created files wait: give their writers the
-                        // grace to close them, unless something else comes.
-                        let grace = grace_left.unwrap_or_else(|| {
-                            kernel::time::msecs_to_jiffies(CREATE_GRACE_MS) as c_long
-                        });
-                        // SAFETY: process context, no locks held.
-                        grace_left = Some(unsafe { bindings::schedule_timeout(grace) });
-                    }
-                    continue;
+            let lost = self.events.take_lost(&mut room);
+            let idle = batch.is_empty() && moves.is_empty() && !rescan_all && lost.is_empty();
+            if idle && (later.is_empty() || rounds >= MAX_RETRY_ROUNDS) {
+                later = KVec::new();
+                if self.events.pending.lock().dirty.is_empty() {
+                    asleep.sleep();
+                } else {
+                    // Only created files wait: give their writers the grace
+                    // to close them, unless something else comes.
+                    let grace = grace_left
+                        .unwrap_or_else(|| kernel::time::msecs_to_jiffies(CREATE_GRACE_MS));
+                    grace_left = Some(asleep.sleep_for(grace));
                 }
+                continue;
+            }
+            // Running from here: what follows may sleep.
+            drop(asleep);
+            if idle {
                 rounds += 1;
-                // SAFETY: our own state; allocations below may sleep.
-                unsafe { bindings::set_current_state_running() };
                 for path in core::mem::take(&mut later).into_iter() {
-                    let why = Reason {
-                        rescan: true,
-                        ..Reason::default()
-                    };
-                    if batch.push(Dirty { path, why }, GFP_KERNEL).is_err() {
+                    if batch
+                        .push(
+                            Dirty {
+                                path,
+                                why: deep_scan(),
+                            },
+                            GFP,
+                        )
+                        .is_err()
+                    {
                         self.events.pending.lock().rescan_all = true;
                     }
                 }
             } else {
                 rounds = 0;
             }
-            // SAFETY: our own state.
-            unsafe { bindings::set_current_state_running() };
             self.complete_renames(&mut batch, &mut moves, &mut rescan_all);
+            // The first batch reconciles the whole tree by design.
+            if rescan_all && started && limiter.allows() {
+                pr_info!("events lost beyond what is tracked: reconciling the whole tree\n");
+            }
+            started = true;
             let names = Names {
                 later: &mut later,
                 parked: &mut parked,
             };
-            self.process(batch, moves, rescan_all, &mut limiter, names);
+            self.process(batch, moves, rescan_all, lost, &mut limiter, names);
             let now = Ktime::ktime_get();
             if ktime_ms_delta(now, saved_at) >= SAVE_EVERY_MS && self.base.lock().unsaved() {
                 saved_at = now;
@@ -338,13 +375,22 @@ impl Engine {
                 }
             }
         }
-        // SAFETY: our own state.
-        unsafe { bindings::set_current_state_running() };
+    }
+
+    /// Saves the base if it changed, as the caller, and frees it.
+    fn finish(&self) {
+        let _as_caller = self.creds.assume();
+        let _charged = self.memcg.charge();
         if self.base.lock().unsaved() {
             if let Err(err) = self.save_base() {
-                limiter.report(record::FILE_NAME, err);
+                pr_warn!(
+                    "cannot save {} in dir_a (error {}): the next call starts from an older base\n",
+                    kernel::str::BStr::from_bytes(record::FILE_NAME),
+                    err.to_errno()
+                );
             }
         }
+        drop(core::mem::replace(&mut *self.base.lock(), Base::new()));
     }
 
     /// Takes what the handler left, unless it is only created files still
@@ -390,7 +436,7 @@ impl Engine {
             let (more, halves, rescan) = self.take_pending(true);
             *rescan_all |= rescan;
             for dirty in more.into_iter() {
-                if batch.push(dirty, GFP_KERNEL).is_err() {
+                if batch.push(dirty, GFP).is_err() {
                     *rescan_all = true;
                 }
             }
@@ -406,7 +452,7 @@ impl Engine {
                     }
                 } else {
                     // Without room it is reconciled as a delete plus a create.
-                    let _ = moves.push(half, GFP_KERNEL);
+                    let _ = moves.push(half, GFP);
                 }
             }
         }
@@ -417,6 +463,7 @@ impl Engine {
         mut batch: KVec<Dirty>,
         moves: KVec<Move>,
         rescan_all: bool,
+        lost: KVec<DirRef>,
         limiter: &mut Option<RateLimit>,
         names: Names<'_>,
     ) {
@@ -428,6 +475,30 @@ impl Engine {
         if rescan_all && push_scan(&mut work, b"").is_err() {
             self.events.pending.lock().rescan_all = true;
         }
+        // Where events were lost, the directory is listed again and each
+        // name decided three-way, so a delete among the lost events holds.
+        let listed = Reason {
+            rescan: true,
+            shallow: true,
+            ..Reason::default()
+        };
+        for dir in lost.iter() {
+            if limiter.allows() {
+                pr_info!(
+                    "events lost in \"{}\" on dir_{:?}: listing it again\n",
+                    kernel::str::BStr::from_bytes(dir.path()),
+                    dir.side()
+                );
+            }
+            match self.scan_dir(dir.path(), &mut work, listed) {
+                // Gone or replaced: its parent's events tell.
+                Err(err) if !vfs::raced(err) && !thread::should_stop() => {
+                    self.events.pending.lock().rescan_all = true;
+                }
+                _ => {}
+            }
+        }
+        drop(lost);
         // Renames first, so the names they touch then look in sync and a
         // moved tree is not copied again.
         let mut renamed: KVec<&[u8]> = KVec::new();
@@ -437,22 +508,23 @@ impl Engine {
                     Ok(Some(kind)) => {
                         // Marks below a moved directory carry the old path.
                         if (kind == Kind::Dir && push_scan(&mut work, to).is_err())
-                            || renamed.push(to, GFP_KERNEL).is_err()
+                            || renamed.push(to, GFP).is_err()
                         {
                             self.events.pending.lock().rescan_all = true;
                         }
                     }
                     // Raced with the user: the names are reconciled one by one.
                     Ok(None) => {}
-                    Err(err) if raced(err) => {}
+                    Err(err) if vfs::raced(err) => {}
                     Err(err) => limiter.report(to, err),
                 }
             }
         }
         // A heap sort: core's sort needs more stack than a kthread has to spare.
-        plan::heap_sort_by(batch.as_mut_slice(), |x, y| {
-            x.path.as_slice().cmp(y.path.as_slice())
-        });
+        let order = |x: &Dirty, y: &Dirty| x.path.as_slice().cmp(y.path.as_slice());
+        if !plan::heap_sort_by(batch.as_mut_slice(), order, thread::should_stop) {
+            return;
+        }
         let recent = batch.as_slice();
         let mut handle = |path: &[u8], why: Reason, work: &mut KVec<Dirty>| {
             match self.sync_name(path, why, work, parked, recent) {
@@ -460,9 +532,9 @@ impl Engine {
                 // Raced with the user (a parent vanished or appeared, a
                 // directory filled up): reconcile the parent directory, which
                 // never deletes, instead of leaving the two sides apart.
-                Err(err) if raced(err) => {
+                Err(err) if vfs::raced(err) => {
                     let parent = vfs::split(path).0;
-                    let again = clone_bytes(parent).and_then(|p| Ok(later.push(p, GFP_KERNEL)?));
+                    let again = clone_bytes(parent).and_then(|p| Ok(later.push(p, GFP)?));
                     if (!why.rescan && push_scan(work, parent).is_err()) || again.is_err() {
                         self.events.pending.lock().rescan_all = true;
                     }
@@ -496,7 +568,7 @@ impl Engine {
         work: &mut KVec<Dirty>,
         handle: &mut impl FnMut(&[u8], Reason, &mut KVec<Dirty>),
     ) {
-        while let Some(item) = pop(work) {
+        while let Some(item) = vec::pop(work) {
             if thread::should_stop() {
                 return;
             }
@@ -570,21 +642,27 @@ impl Engine {
         let entry = |side| if side == Side::A { ea } else { eb };
         // What was looked up is opened as is: no second lookup to copy it.
         let held = |side| if side == Side::A { &a } else { &b }.as_ref().map(|s| &s.0);
-        let (agreed, inos) = match self.base.lock().get(rel)? {
-            Some((entry, inos)) => (Some(entry), inos),
-            None => (None, [0; 2]),
+        let (agreed, ids) = match self.base.lock().get(rel)? {
+            Some((entry, ids)) => (Some(entry), ids),
+            None => (None, Ids::default()),
         };
-        // Another inode under the name than the one agreed on: renamed over
-        // (maybe while no call ran), a change however alike it looks.
+        // Another inode under the name than the one agreed on (renamed over,
+        // maybe while no call ran), or the same one rewritten in place with
+        // the same size within one timestamp tick (its change cookie moved,
+        // nothing else did): a change however alike it looks.
         let mut why = why;
-        for (side, (now, agreed_ino)) in [Side::A, Side::B]
-            .into_iter()
-            .zip([&a, &b].into_iter().zip(inos))
-        {
-            if let Some((held, _)) = now {
-                if agreed_ino != 0 && held.ino() != agreed_ino {
-                    why = why.merge(Reason::moved_in_on(side));
-                }
+        for (i, (side, now)) in [(Side::A, &a), (Side::B, &b)].into_iter().enumerate() {
+            let Some((held, entry)) = now else {
+                continue;
+            };
+            let other_inode = ids.inos[i] != 0 && held.ino() != ids.inos[i];
+            let rewritten = !other_inode
+                && entry.kind == Kind::File
+                && ids.cookies[i] != 0
+                && agreed.is_some_and(|agreed| entry.unchanged_since(&agreed))
+                && held.change_cookie()? != ids.cookies[i];
+            if other_inode || rewritten {
+                why = why.merge(Reason::moved_in_on(side));
             }
         }
         let [base_now, a_now, b_now] = self.with_link_classes(rel, agreed, &a, &b)?;
@@ -593,7 +671,8 @@ impl Engine {
                 // Alike now: recorded again if anything of the record is
                 // stale (an inode renamed in that looks the same).
                 (Some((ha, x)), Some((hb, y)))
-                    if x.kind == y.kind && (agreed != Some(*x) || inos != [ha.ino(), hb.ino()]) =>
+                    if x.kind == y.kind
+                        && (agreed != Some(*x) || ids.inos != [ha.ino(), hb.ino()]) =>
                 {
                     self.agreed(rel, x)
                 }
@@ -621,7 +700,7 @@ impl Engine {
                 }
                 let kept = entry(mode_from.unwrap_or(Side::A)).ok_or(ENOENT)?;
                 self.agreed(rel, &kept)?;
-                self.scan_dir(rel, work)
+                self.scan_dir(rel, work, deep_scan())
             }
             Action::Remove { on } => self
                 .remove_tree(on, rel, recent)
@@ -867,15 +946,15 @@ impl Engine {
     fn free_conflict_name(&self, dir: &[u8], name: &[u8], lost: &Entry) -> Result<KVec<u8>> {
         let suffix = plan::conflict_suffix(lost.mtime.secs);
         for n in 0..100u8 {
-            let mut aside = KVec::with_capacity(name.len() + suffix.len() + 3, GFP_KERNEL)?;
-            aside.extend_from_slice(name, GFP_KERNEL)?;
-            aside.extend_from_slice(&suffix, GFP_KERNEL)?;
+            let mut aside = KVec::with_capacity(name.len() + suffix.len() + 3, GFP)?;
+            aside.extend_from_slice(name, GFP)?;
+            aside.extend_from_slice(&suffix, GFP)?;
             if n > 0 {
-                aside.push(b'-', GFP_KERNEL)?;
+                aside.push(b'-', GFP)?;
                 if n >= 10 {
-                    aside.push(b'0' + n / 10, GFP_KERNEL)?;
+                    aside.push(b'0' + n / 10, GFP)?;
                 }
-                aside.push(b'0' + n % 10, GFP_KERNEL)?;
+                aside.push(b'0' + n % 10, GFP)?;
             }
             let rel = vfs::join(dir, &aside)?;
             if self.stat(Side::A, &rel)?.is_none() && self.stat(Side::B, &rel)?.is_none() {
@@ -891,7 +970,11 @@ impl Engine {
         let mut pending = self.events.pending.lock();
         // No sleeping allocation under the spinlock: if this one fails, a
         // full rescan finds the name instead.
-        if pending.dirty.push(Dirty { path, why }, GFP_NOWAIT).is_err() {
+        if pending
+            .dirty
+            .push(Dirty { path, why }, memcg::nowait())
+            .is_err()
+        {
             pending.rescan_all = true;
         }
         pending.urgent = true;
@@ -900,7 +983,7 @@ impl Engine {
 
     /// Watches the directory `rel` on both sides, then queues every name in
     /// it: marks first, so nothing that changes during the scan is lost.
-    fn scan_dir(&self, rel: &[u8], work: &mut KVec<Dirty>) -> Result {
+    fn scan_dir(&self, rel: &[u8], work: &mut KVec<Dirty>, why: Reason) -> Result {
         let mut present = [false; 2];
         for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
             let Some(held) = vfs::lookup(self.root(side), rel)? else {
@@ -911,18 +994,35 @@ impl Engine {
             if held.stat()?.kind != Kind::Dir || !held.may_list() {
                 continue;
             }
-            // SAFETY: `held` references a dentry of the inode.
-            unsafe {
-                self.group
-                    .watch(self.events.clone(), held.watch_inode(), side, rel)?
-            };
+            self.group
+                .watch(self.events.clone(), held.as_inode(), side, rel)?;
             present[i] = true;
         }
-        for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
+        let list = |i: usize, side| -> Result<Option<vfs::Listing>> {
             if !present[i] {
-                continue;
+                return Ok(None);
             }
-            for listed in vfs::list_dir(self.root(side), rel, &thread::should_stop)?.iter() {
+            vfs::list_dir(self.root(side), rel, &thread::should_stop).map(Some)
+        };
+        let (on_a, on_b) = (list(0, Side::A)?, list(1, Side::B)?);
+        // A name on both sides is queued once: sorted A's names are looked
+        // up for each of B's.
+        let mut names_on_a: KVec<&[u8]> = KVec::new();
+        for listed in on_a.iter().flat_map(|listing| listing.iter()) {
+            names_on_a.push(listed.name, GFP)?;
+        }
+        if !plan::heap_sort_by(
+            names_on_a.as_mut_slice(),
+            |x, y| x.cmp(y),
+            thread::should_stop,
+        ) {
+            return Err(EINTR);
+        }
+        for (side, listing) in [(Side::A, &on_a), (Side::B, &on_b)] {
+            for listed in listing.iter().flat_map(|listing| listing.iter()) {
+                if thread::should_stop() {
+                    return Err(EINTR);
+                }
                 if rel.is_empty() && listed.name == record::FILE_NAME {
                     continue;
                 }
@@ -932,11 +1032,10 @@ impl Engine {
                     let _ = vfs::unlink(self.root(side), &path);
                     continue;
                 }
-                let why = Reason {
-                    rescan: true,
-                    ..Reason::default()
-                };
-                work.push(Dirty { path, why }, GFP_KERNEL)?;
+                if side == Side::B && names_on_a.binary_search(&listed.name).is_ok() {
+                    continue;
+                }
+                work.push(Dirty { path, why }, GFP)?;
             }
         }
         Ok(())
@@ -969,26 +1068,26 @@ impl Engine {
         drop(held);
         // Post-order without recursion: the kernel stack is small.
         let mut stack: KVec<(KVec<u8>, bool)> = KVec::new();
-        stack.push((clone_bytes(rel)?, false), GFP_KERNEL)?;
+        stack.push((clone_bytes(rel)?, false), GFP)?;
         let mut kept = false;
-        while let Some((dir, emptied)) = pop(&mut stack) {
+        while let Some((dir, emptied)) = vec::pop(&mut stack) {
             if thread::should_stop() {
                 return Err(EINTR);
             }
             if emptied {
                 match vfs::rmdir(root, &dir) {
-                    Err(e) if e == not_empty() => kept = true,
+                    Err(e) if e == vfs::not_empty() => kept = true,
                     Err(e) if e != ENOENT => return Err(e),
                     _ => {}
                 }
                 continue;
             }
             let entries = vfs::list_dir(root, &dir, &thread::should_stop)?;
-            stack.push((clone_bytes(&dir)?, true), GFP_KERNEL)?;
+            stack.push((clone_bytes(&dir)?, true), GFP)?;
             for listed in entries.iter() {
                 let path = vfs::join(&dir, listed.name)?;
                 let is_dir = listed.is_dir()
-                    || (listed.d_type == bindings::DT_UNKNOWN
+                    || (listed.type_unknown()
                         && vfs::lookup(root, &path)?
                             .map(|h| h.stat())
                             .transpose()?
@@ -1002,11 +1101,17 @@ impl Engine {
                 let agreed = self.base.lock().get(&path)?;
                 let as_agreed = match agreed {
                     Some((agreed, _)) if is_dir => agreed.kind == Kind::Dir,
-                    Some((agreed, inos)) => {
-                        let ino = inos[if side == Side::A { 0 } else { 1 }];
-                        self.stat(side, &path)?.map_or(true, |(held, now)| {
-                            now.unchanged_since(&agreed) && (ino == 0 || held.ino() == ino)
-                        })
+                    Some((agreed, ids)) => {
+                        let i = if side == Side::A { 0 } else { 1 };
+                        let (ino, cookie) = (ids.inos[i], ids.cookies[i]);
+                        match self.stat(side, &path)? {
+                            Some((held, now)) => {
+                                now.unchanged_since(&agreed)
+                                    && (ino == 0 || held.ino() == ino)
+                                    && (cookie == 0 || held.change_cookie()? == cookie)
+                            }
+                            None => true,
+                        }
                     }
                     None => false,
                 };
@@ -1015,7 +1120,7 @@ impl Engine {
                     continue;
                 }
                 if is_dir {
-                    stack.push((path, false), GFP_KERNEL)?;
+                    stack.push((path, false), GFP)?;
                 } else {
                     match vfs::unlink(root, &path) {
                         Err(e) if e != ENOENT => return Err(e),
@@ -1029,7 +1134,7 @@ impl Engine {
         // has no base for it) mirrors what stayed back to the other side.
         if kept {
             self.forgotten(rel)?;
-            return Err(not_empty());
+            return Err(vfs::not_empty());
         }
         Ok(())
     }
@@ -1041,13 +1146,10 @@ impl Engine {
     /// while we hold it; fails with `ENOENT` if one is gone already.
     pub(crate) fn watch_roots(&self) -> Result {
         for (side, root) in [(Side::A, &self.a), (Side::B, &self.b)] {
-            let inode = root.inode().cast_mut();
-            // SAFETY: the root's inode is pinned by the engine's reference.
-            unsafe { self.group.watch(self.events.clone(), inode, side, &[])? };
+            self.group
+                .watch(self.events.clone(), root.inode(), side, &[])?;
             let events = self.events.clone();
-            // SAFETY: the parent is pinned by `with_parent`.
-            let watched =
-                root.with_parent(|inode| unsafe { self.group.watch_parent_of_root(events, inode) });
+            let watched = root.with_parent(|inode| self.group.watch_parent_of_root(events, inode));
             watched.transpose()?;
         }
         if self.a.is_deleted() || self.b.is_deleted() {
@@ -1057,35 +1159,54 @@ impl Engine {
     }
 }
 
-/// The entry point of the sync thread.
-///
-/// # Safety
-///
-/// `data` points to an [`Engine`] that outlives the thread.
-pub(crate) unsafe extern "C" fn sync_thread(data: *mut c_void) -> c_int {
-    // SAFETY: the caller of `Thread::spawn` guarantees this.
-    let engine = unsafe { &*data.cast::<Engine>() };
-    engine.run();
-    0
+impl thread::Runs for Engine {
+    fn run(this: Arc<Self>) {
+        this.sync();
+        Finishing::start(this);
+    }
 }
 
-/// Errors that come from racing with the user's own changes.
-fn raced(err: Error) -> bool {
-    let errno = -err.to_errno() as u32;
-    [
-        bindings::ENOENT,
-        bindings::ENOTEMPTY,
-        bindings::EEXIST,
-        bindings::ENOTDIR,
-        bindings::EISDIR,
-        // A file replaced by a symlink while it was opened without following.
-        bindings::ELOOP,
-    ]
-    .contains(&errno)
+/// The end of a call after its thread stopped: the last save of the base,
+/// on a worker, so that the caller returns at once however large the base
+/// is. The pair stays registered until then: a new call for it waits, an
+/// unmount too.
+#[pin_data]
+struct Finishing {
+    engine: Arc<Engine>,
+    #[pin]
+    work: Work<Finishing>,
 }
 
-fn not_empty() -> Error {
-    Error::from_errno(-(bindings::ENOTEMPTY as c_int))
+impl_has_work! {
+    impl HasWork<Self> for Finishing { self.work }
+}
+
+impl Finishing {
+    fn start(engine: Arc<Engine>) {
+        let own = engine.clone();
+        let finishing = Arc::pin_init(
+            pin_init!(Finishing {
+                engine: own,
+                work <- new_work!("usac_finish"),
+            }),
+            GFP,
+        );
+        match finishing {
+            Ok(finishing) => {
+                let _ = workqueue::system_unbound().enqueue(finishing);
+            }
+            // Without the memory to defer it, the caller waits for it.
+            Err(_) => engine.finish(),
+        }
+    }
+}
+
+impl WorkItem for Finishing {
+    type Pointer = Arc<Finishing>;
+
+    fn run(this: Arc<Finishing>) {
+        this.engine.finish();
+    }
 }
 
 /// What a copy put in place: the entry, and a symlink's exact target.
@@ -1121,79 +1242,48 @@ fn unpark(batch: &mut KVec<Dirty>, parked: &mut KVec<Dirty>) -> Result {
     }
     for item in core::mem::take(parked).into_iter() {
         let named = batch.iter().any(|d| d.path == item.path);
-        if named { &mut *batch } else { &mut *parked }.push(item, GFP_KERNEL)?;
+        if named { &mut *batch } else { &mut *parked }.push(item, GFP)?;
     }
     Ok(())
 }
 
-fn push_scan(work: &mut KVec<Dirty>, rel: &[u8]) -> Result {
-    let why = Reason {
+/// Why a scan that descends into every directory names an entry.
+fn deep_scan() -> Reason {
+    Reason {
         rescan: true,
         ..Reason::default()
-    };
-    push_dirty(work, rel, why)
+    }
+}
+
+fn push_scan(work: &mut KVec<Dirty>, rel: &[u8]) -> Result {
+    push_dirty(work, rel, deep_scan())
 }
 
 fn push_dirty(list: &mut KVec<Dirty>, rel: &[u8], why: Reason) -> Result {
     let path = clone_bytes(rel)?;
-    list.push(Dirty { path, why }, GFP_KERNEL)?;
+    list.push(Dirty { path, why }, GFP)?;
     Ok(())
 }
 
 fn clone_bytes(bytes: &[u8]) -> Result<KVec<u8>> {
-    let mut out = KVec::with_capacity(bytes.len(), GFP_KERNEL)?;
-    out.extend_from_slice(bytes, GFP_KERNEL)?;
+    let mut out = KVec::with_capacity(bytes.len(), GFP)?;
+    out.extend_from_slice(bytes, GFP)?;
     Ok(out)
 }
 
-/// Takes the last element out of `v`.
-fn pop<T>(v: &mut KVec<T>) -> Option<T> {
-    let len = v.len();
-    if len == 0 {
-        return None;
-    }
-    // SAFETY: the element at `len - 1` is initialised; reading it out and
-    // shrinking the length by one transfers its ownership to the caller.
-    unsafe {
-        let item = core::ptr::read(v.as_ptr().add(len - 1));
-        v.set_len(len - 1);
-        Some(item)
-    }
-}
-
-/// Rate-limits the messages about names that could not be synced.
-struct RateLimit(KBox<bindings::ratelimit_state>);
-
-impl RateLimit {
-    fn new() -> Option<Self> {
-        // SAFETY: plain data, initialised just below.
-        let state = KBox::new(
-            unsafe { core::mem::zeroed::<bindings::ratelimit_state>() },
-            GFP_KERNEL,
-        )
-        .ok()?;
-        let mut limit = Self(state);
-        // SAFETY: `limit.0` is boxed, so the embedded lock does not move.
-        unsafe { bindings::ratelimit_state_init(&mut *limit.0, 5 * bindings::HZ as c_int, 10) };
-        Some(limit)
-    }
-}
-
 trait Report {
+    /// True when one more message may be printed now.
+    fn allows(&mut self) -> bool;
     fn report(&mut self, path: &[u8], err: Error);
 }
 
 impl Report for Option<RateLimit> {
+    fn allows(&mut self) -> bool {
+        self.as_mut().map_or(true, RateLimit::allows)
+    }
+
     fn report(&mut self, path: &[u8], err: Error) {
-        let allowed = match self {
-            Some(limit) => {
-                // SAFETY: the state was initialised in `new` and is only
-                // used by the sync thread.
-                (unsafe { bindings::___ratelimit(&mut *limit.0, c"usac".as_ptr().cast()) }) != 0
-            }
-            None => true,
-        };
-        if allowed {
+        if self.allows() {
             pr_warn!(
                 "cannot sync \"{}\" (error {}): retried on its next change\n",
                 kernel::str::BStr::from_bytes(path),

@@ -14,9 +14,6 @@
 
 #include "usac.h"
 
-/* Woken when a call returns: an unmount waits for the calls on its mount. */
-static DECLARE_WAIT_QUEUE_HEAD(usac_call_returned);
-
 SYSCALL_DEFINE2(real_time_sync, const char __user *, dir_a,
 		const char __user *, dir_b)
 {
@@ -33,7 +30,6 @@ SYSCALL_DEFINE2(real_time_sync, const char __user *, dir_a,
 		return PTR_ERR(b);
 	}
 	ret = usac_real_time_sync(a->name, b->name);
-	wake_up_all(&usac_call_returned);
 	putname(b);
 	putname(a);
 	return ret;
@@ -51,8 +47,8 @@ void real_time_sync_umount(struct vfsmount *mnt, int flags)
 
 	if (flags & MNT_EXPIRE)
 		return;
-	add_wait_queue(&usac_call_returned, &wait);
+	add_wait_queue(&usac_call_ended_wq, &wait);
 	while (usac_end_calls_on(mnt) && !fatal_signal_pending(current))
 		wait_woken(&wait, TASK_KILLABLE, MAX_SCHEDULE_TIMEOUT);
-	remove_wait_queue(&usac_call_returned, &wait);
+	remove_wait_queue(&usac_call_ended_wq, &wait);
 }

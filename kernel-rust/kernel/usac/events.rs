@@ -7,13 +7,13 @@
 //! call returns without waiting for fsnotify's grace period, and the last
 //! mark fsnotify frees takes the events with it.
 
-use crate::notify::{Change, EventSink, InodeId, Moved};
+use crate::memcg::{self, GFP};
+use crate::notify::{Change, DirRef, EventSink, InodeId, Moved, WatchedDir};
 use crate::plan::{self, Reason, Side};
 use crate::record;
-use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, Ordering};
-use kernel::alloc::{flags::GFP_NOWAIT, KVec};
-use kernel::bindings;
+use crate::thread::TaskOnce;
+use core::ptr;
+use kernel::alloc::KVec;
 use kernel::prelude::*;
 use kernel::sync::{Arc, SpinLock};
 use kernel::task::Task;
@@ -27,6 +27,10 @@ const MAX_PENDING: usize = 1 << 16;
 /// each name cost up to `PATH_MAX`, and the entry limit alone would let a
 /// flood of them take hundreds of megabytes.
 const MAX_PENDING_BYTES: usize = 8 << 20;
+
+/// Directories whose lost events are remembered one by one (each is then
+/// listed again); beyond them, the whole tree is.
+pub(crate) const MAX_LOST_DIRS: usize = 64;
 
 /// Renames kept for pairing before the engine lets them fall back to a
 /// delete plus a copy.
@@ -67,8 +71,14 @@ pub(crate) struct Pending {
     /// for created files.
     pub(crate) urgent: bool,
     pub(crate) moves: KVec<Move>,
-    /// Events were lost: reconcile the whole tree.
+    /// Directories in which events were lost: list them again. Its
+    /// capacity is allocated beforehand, so that recording one never does.
+    pub(crate) lost: KVec<DirRef>,
+    /// Events were lost, and where is not known: reconcile the whole tree.
     pub(crate) rescan_all: bool,
+    /// The call ends: nothing may be held any more (a held mark would keep
+    /// these events alive, and they it).
+    closed: bool,
     /// A root went away: the call ends with `ENOENT`.
     pub(crate) root_gone: bool,
 }
@@ -92,6 +102,7 @@ impl Events {
     /// Events of a call by the current task on the roots `roots`; the
     /// first batch is a full reconciliation.
     pub(crate) fn new(roots: [InodeId; 2], call_id: u64) -> Result<Arc<Self>> {
+        let lost = KVec::with_capacity(MAX_LOST_DIRS, GFP)?;
         Arc::pin_init(
             pin_init!(Self {
                 pending <- kernel::new_spinlock!(
@@ -100,7 +111,9 @@ impl Events {
                         dirty_bytes: 0,
                         urgent: false,
                         moves: KVec::new(),
+                        lost,
                         rescan_all: true,
+                        closed: false,
                         root_gone: false,
                     },
                     "usac_pending"
@@ -110,7 +123,7 @@ impl Events {
                 roots,
                 call_id,
             }),
-            GFP_KERNEL,
+            GFP,
         )
     }
 
@@ -122,6 +135,31 @@ impl Events {
     /// True once a root was deleted, moved or unmounted.
     pub(crate) fn root_gone(&self) -> bool {
         self.pending.lock().root_gone
+    }
+
+    /// Drops the held directories and holds no more: the call ends.
+    pub(crate) fn close(&self) {
+        let lost = {
+            let mut pending = self.pending.lock();
+            pending.closed = true;
+            core::mem::take(&mut pending.lost)
+        };
+        // Outside the lock: letting a mark go may sleep.
+        drop(lost);
+    }
+
+    /// Takes the directories that lost events, putting `room` (empty,
+    /// with capacity) in their place. Without room, the next lost events
+    /// rescan the whole tree, until there is room again.
+    pub(crate) fn take_lost(&self, room: &mut Option<KVec<DirRef>>) -> KVec<DirRef> {
+        let mut pending = self.pending.lock();
+        if pending.lost.is_empty() && pending.lost.capacity() > 0 {
+            return KVec::new();
+        }
+        match room.take() {
+            Some(room) => core::mem::replace(&mut pending.lost, room),
+            None => core::mem::take(&mut pending.lost),
+        }
     }
 
     /// True when an event on `side` named `path` and waits for the thread.
@@ -149,13 +187,14 @@ impl Events {
 }
 
 impl EventSink for Events {
-    fn changed(&self, side: Side, dir: &[u8], name: &[u8], moved: Option<Moved>, how: Change) {
+    fn changed(&self, dir: &WatchedDir<'_>, name: &[u8], moved: Option<Moved>, how: Change) {
         if plan::is_temp_name_of(self.call_id, name)
-            || (dir.is_empty() && name == record::FILE_NAME)
+            || (dir.path().is_empty() && name == record::FILE_NAME)
             || self.caused_by_sync_thread()
         {
             return;
         }
+        let side = dir.side();
         let moved_in = matches!(moved, Some(Moved::To(_)));
         let why = Reason {
             changed_a: side == Side::A,
@@ -164,10 +203,12 @@ impl EventSink for Events {
             closed: how.closed,
             moved_in,
             created: how.file_created,
+            ..Reason::default()
         };
-        // Never sleep here: the changing task may hold the directory lock.
-        let path = join_nowait(dir, name);
-        let half = moved.and_then(|m| Some((m, join_nowait(dir, name)?)));
+        // The changing task may sleep here, as for inotify's events, but
+        // not under the spinlock below.
+        let path = join_path(dir.path(), name);
+        let half = moved.and_then(|m| Some((m, join_path(dir.path(), name)?)));
         {
             // The half of a rename and its name go in together: the thread
             // mirrors a rename and then takes the name as done, in one batch.
@@ -176,7 +217,7 @@ impl EventSink for Events {
                 pending.record_move(side, path, moved);
             }
             let was_idle = pending.dirty.is_empty();
-            match path {
+            let recorded = match path {
                 Some(path)
                     if pending.dirty.len() < MAX_PENDING
                         && pending.dirty_bytes + path.len() <= MAX_PENDING_BYTES =>
@@ -186,21 +227,25 @@ impl EventSink for Events {
                     match last {
                         Some(last) if last.path.as_slice() == path.as_slice() => {
                             last.why = last.why.merge(why);
+                            true
                         }
-                        _ => {
-                            if pending.dirty.push(Dirty { path, why }, GFP_NOWAIT).is_err() {
-                                pending.rescan_all = true;
-                            }
-                        }
+                        _ => pending
+                            .dirty
+                            .push(Dirty { path, why }, memcg::nowait())
+                            .is_ok(),
                     }
                 }
-                // Lost an event: reconcile everything rather than miss one.
-                _ => pending.rescan_all = true,
+                _ => false,
+            };
+            // Lost an event: list its directory again, or, without room to
+            // say which, everything.
+            if !recorded {
+                pending.lose_event_in(dir);
             }
             // A created file waits for the close that follows, or for the
             // grace to end: one copy of the finished file, not two. The
             // thread only needs a wake-up to start the grace.
-            if how.file_created && !pending.rescan_all {
+            if how.file_created && recorded {
                 if !was_idle {
                     return;
                 }
@@ -228,6 +273,20 @@ impl EventSink for Events {
 }
 
 impl Pending {
+    /// Records that an event in `dir` was lost.
+    fn lose_event_in(&mut self, dir: &WatchedDir<'_>) {
+        if self.rescan_all || self.lost.iter().any(|known| known.same_as(dir)) {
+            return;
+        }
+        if self.closed || self.lost.len() >= self.lost.capacity() {
+            self.rescan_all = true;
+            return;
+        }
+        // Within capacity `push` neither allocates nor fails (so the held
+        // mark is never let go here, under the spinlock).
+        let _ = self.lost.push(dir.hold(), memcg::nowait());
+    }
+
     /// Takes the pending names, for the thread to work on.
     pub(crate) fn take_dirty(&mut self) -> KVec<Dirty> {
         self.dirty_bytes = 0;
@@ -247,7 +306,7 @@ impl Pending {
                         from: Some(path),
                         to: None,
                     };
-                    let _ = self.moves.push(mv, GFP_NOWAIT);
+                    let _ = self.moves.push(mv, memcg::nowait());
                 }
             }
             Moved::To(cookie) => {
@@ -266,7 +325,7 @@ impl Pending {
                             from: None,
                             to: Some(path),
                         };
-                        let _ = self.moves.push(mv, GFP_NOWAIT);
+                        let _ = self.moves.push(mv, memcg::nowait());
                     }
                     None => {}
                 }
@@ -275,59 +334,14 @@ impl Pending {
     }
 }
 
-fn join_nowait(dir: &[u8], name: &[u8]) -> Option<KVec<u8>> {
-    let mut out = KVec::with_capacity(dir.len() + name.len() + 1, GFP_NOWAIT).ok()?;
+/// `dir/name`, or `None` without memory.
+fn join_path(dir: &[u8], name: &[u8]) -> Option<KVec<u8>> {
+    let mut out =
+        KVec::with_capacity(dir.len().checked_add(name.len())?.checked_add(1)?, GFP).ok()?;
     if !dir.is_empty() {
-        out.extend_from_slice(dir, GFP_NOWAIT).ok()?;
-        out.push(b'/', GFP_NOWAIT).ok()?;
+        out.extend_from_slice(dir, GFP).ok()?;
+        out.push(b'/', GFP).ok()?;
     }
-    out.extend_from_slice(name, GFP_NOWAIT).ok()?;
+    out.extend_from_slice(name, GFP).ok()?;
     Some(out)
-}
-
-/// A task set once and referenced from then on, so that it can be read
-/// without a lock.
-///
-/// # Invariants
-///
-/// The pointer is null, or a task on which we own a reference; once set,
-/// it never changes.
-struct TaskOnce(AtomicPtr<bindings::task_struct>);
-
-impl TaskOnce {
-    fn new() -> Self {
-        Self(AtomicPtr::new(ptr::null_mut()))
-    }
-
-    /// Sets the task, unless one is set already.
-    fn set(&self, task: &Task) {
-        let task = ARef::into_raw(ARef::from(task));
-        let raw = task.as_ptr().cast::<bindings::task_struct>();
-        let unset = ptr::null_mut();
-        // INVARIANT: the reference taken above is stored, or dropped below.
-        let stored = self
-            .0
-            .compare_exchange(unset, raw, Ordering::AcqRel, Ordering::Acquire);
-        if stored.is_err() {
-            // SAFETY: `task` carries the reference taken above, not stored.
-            drop(unsafe { ARef::from_raw(task) });
-        }
-    }
-
-    fn get(&self) -> Option<&Task> {
-        let task = NonNull::new(self.0.load(Ordering::Acquire))?;
-        // SAFETY: a set task never changes and stays referenced for as long
-        // as `self` lives (type invariant); `Task` wraps `task_struct`
-        // transparently.
-        Some(unsafe { task.cast::<Task>().as_ref() })
-    }
-}
-
-impl Drop for TaskOnce {
-    fn drop(&mut self) {
-        if let Some(task) = NonNull::new(*self.0.get_mut()) {
-            // SAFETY: the reference this owns (type invariant), dropped once.
-            drop(unsafe { ARef::from_raw(task.cast::<Task>()) });
-        }
-    }
 }

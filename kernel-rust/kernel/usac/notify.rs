@@ -7,9 +7,12 @@
 //! after the group was released, until its grace period ends and it frees
 //! the mark, and releasing the group need not wait for that.
 
+use crate::inode::Inode;
+use crate::memcg::{Charging, GFP};
 use crate::plan::Side;
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicPtr, Ordering};
-use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
+use kernel::alloc::{KBox, KVec};
 use kernel::bindings;
 use kernel::error::{code::EEXIST, from_err_ptr, to_result, Result};
 use kernel::ffi::{c_int, c_void};
@@ -63,7 +66,11 @@ pub(crate) struct Change {
 pub(crate) struct InodeId(usize);
 
 impl InodeId {
-    pub(crate) fn of(inode: *const bindings::inode) -> Self {
+    pub(crate) fn of(inode: &Inode) -> Self {
+        Self::of_raw(inode.as_raw())
+    }
+
+    fn of_raw(inode: *const bindings::inode) -> Self {
         Self(inode as usize)
     }
 }
@@ -72,16 +79,87 @@ impl InodeId {
 /// possibly under the directory's `i_rwsem`: implementations must only
 /// record and wake, never sleep or do I/O.
 pub(crate) trait EventSink: Send + Sync {
-    /// `name` in the watched directory `dir` (relative to the root of
-    /// `side`) changed; `moved` tells the half of a rename it was, with the
+    /// `name` in the watched directory `dir` changed; `moved` tells the half of a rename it was, with the
     /// cookie that pairs both halves; `how` what else the event says.
-    fn changed(&self, side: Side, dir: &[u8], name: &[u8], moved: Option<Moved>, how: Change);
+    fn changed(&self, dir: &WatchedDir<'_>, name: &[u8], moved: Option<Moved>, how: Change);
     /// The watched directory `dir` itself was deleted, moved or unmounted.
     fn dir_gone(&self, side: Side, dir: &[u8]);
     /// The entry whose inode is `entry` was removed from a root's parent: it
     /// may be the root (a directory we hold a reference on reports no
     /// `FS_DELETE_SELF`).
     fn parent_entry_removed(&self, entry: InodeId);
+}
+
+/// A watched directory, as a handler sees it.
+pub(crate) struct WatchedDir<'a> {
+    watch: &'a Watch,
+}
+
+impl WatchedDir<'_> {
+    /// The side it is on.
+    pub(crate) fn side(&self) -> Side {
+        self.watch.side
+    }
+
+    /// Its path, relative to the root of its side, when it was watched.
+    pub(crate) fn path(&self) -> &[u8] {
+        &self.watch.dir
+    }
+
+    /// A counted reference to the directory's mark, to look at the
+    /// directory later; allocates nothing, so a handler that could not
+    /// record an event can still record where it happened.
+    pub(crate) fn hold(&self) -> DirRef {
+        let mark = core::ptr::addr_of!(self.watch.mark).cast_mut();
+        // SAFETY: the mark is alive while its handler runs, so its count is
+        // not zero.
+        unsafe { bindings::fsnotify_get_mark(mark) };
+        // INVARIANT: the count was taken above.
+        DirRef(NonNull::from(self.watch))
+    }
+}
+
+/// A counted reference to a watched directory's mark (and so its
+/// [`Watch`]). Dropping it may free the mark, which may sleep: never drop
+/// one under a spinlock.
+///
+/// # Invariants
+///
+/// We own a count on the mark that heads the `Watch`.
+pub(crate) struct DirRef(NonNull<Watch>);
+
+// SAFETY: a counted mark may be used and put from any task; the `Watch`
+// fields read through it never change.
+unsafe impl Send for DirRef {}
+
+impl DirRef {
+    fn watch(&self) -> &Watch {
+        // SAFETY: the `Watch` lives while its mark is counted (invariant).
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The side the directory is on.
+    pub(crate) fn side(&self) -> Side {
+        self.watch().side
+    }
+
+    /// Its path, relative to the root of its side, when it was watched.
+    pub(crate) fn path(&self) -> &[u8] {
+        &self.watch().dir
+    }
+
+    /// True when both refer to one mark.
+    pub(crate) fn same_as(&self, other: &WatchedDir<'_>) -> bool {
+        core::ptr::eq(self.0.as_ptr(), other.watch)
+    }
+}
+
+impl Drop for DirRef {
+    fn drop(&mut self) {
+        // SAFETY: the count we own (type invariant), given up once; the
+        // mark heads the `Watch`.
+        unsafe { bindings::fsnotify_put_mark(self.0.as_ptr().cast::<bindings::fsnotify_mark>()) };
+    }
 }
 
 /// What a mark knows: embeds the C mark so a handler can find it.
@@ -128,8 +206,14 @@ static OPS: bindings::fsnotify_ops = bindings::fsnotify_ops {
 impl Group {
     /// A new group, without marks.
     pub(crate) fn new() -> Result<Self> {
-        // SAFETY: `OPS` is a static with the two required callbacks.
-        let group = from_err_ptr(unsafe { bindings::fsnotify_alloc_group(&OPS, 0) })?;
+        // SAFETY: `OPS` is a static with the two required callbacks. A user
+        // group is charged to the caller's memory cgroup.
+        let group = from_err_ptr(unsafe {
+            bindings::fsnotify_alloc_group(&OPS, bindings::FSNOTIFY_GROUP_USER as c_int)
+        })?;
+        // SAFETY: the group is ours and has no marks yet; what its handler
+        // allocates is charged to the caller's cgroup, put with the group.
+        unsafe { bindings::usac_group_charge_current(group) };
         // INVARIANT: allocated with `OPS`; we own the creation reference.
         Ok(Self {
             group: AtomicPtr::new(group),
@@ -161,42 +245,25 @@ impl Group {
     /// Watches the directory `inode`, known as `dir` on `side`, reporting to
     /// `sink`. If the group already watches it under another name (it was
     /// moved), the old mark is replaced.
-    ///
-    /// # Safety
-    ///
-    /// `inode` must be pinned, by a reference on one of its dentries.
-    pub(crate) unsafe fn watch(
+    pub(crate) fn watch(
         &self,
         sink: Arc<dyn EventSink>,
-        inode: *mut bindings::inode,
+        inode: &Inode,
         side: Side,
         dir: &[u8],
     ) -> Result {
-        // SAFETY: the caller's promise is passed on.
-        unsafe { self.add(sink, inode, side, dir, false, WATCH_MASK) }
+        self.add(sink, inode, side, dir, false, WATCH_MASK)
     }
 
     /// Watches the parent `inode` of a root for the removal of entries.
-    ///
-    /// # Safety
-    ///
-    /// As for [`Group::watch`].
-    pub(crate) unsafe fn watch_parent_of_root(
-        &self,
-        sink: Arc<dyn EventSink>,
-        inode: *mut bindings::inode,
-    ) -> Result {
-        // SAFETY: the caller's promise is passed on.
-        unsafe { self.add(sink, inode, Side::A, &[], true, PARENT_MASK) }
+    pub(crate) fn watch_parent_of_root(&self, sink: Arc<dyn EventSink>, inode: &Inode) -> Result {
+        self.add(sink, inode, Side::A, &[], true, PARENT_MASK)
     }
 
-    /// # Safety
-    ///
-    /// As for [`Group::watch`].
-    unsafe fn add(
+    fn add(
         &self,
         sink: Arc<dyn EventSink>,
-        inode: *mut bindings::inode,
+        inode: &Inode,
         side: Side,
         dir: &[u8],
         parent_of_root: bool,
@@ -206,7 +273,8 @@ impl Group {
         if group.is_null() {
             return Err(kernel::error::code::EINVAL);
         }
-        // SAFETY: the caller holds a reference on the dentry of `inode`.
+        let inode = inode.as_raw();
+        // SAFETY: `inode` is pinned for the call by whoever lent it.
         let existing = unsafe {
             bindings::fsnotify_find_mark(
                 inode.cast::<c_void>(),
@@ -232,8 +300,8 @@ impl Group {
                 return Ok(());
             }
         }
-        let mut path = KVec::with_capacity(dir.len(), GFP_KERNEL)?;
-        path.extend_from_slice(dir, GFP_KERNEL)?;
+        let mut path = KVec::with_capacity(dir.len(), GFP)?;
+        path.extend_from_slice(dir, GFP)?;
         let watch = KBox::new(
             Watch {
                 // SAFETY: an all-zero mark is what `fsnotify_init_mark`
@@ -244,7 +312,7 @@ impl Group {
                 dir: path,
                 parent_of_root,
             },
-            GFP_KERNEL,
+            GFP,
         )?;
         let watch = KBox::into_raw(watch);
         // SAFETY: `watch` is a valid allocation; `addr_of_mut!` avoids
@@ -257,7 +325,7 @@ impl Group {
             bindings::fsnotify_init_mark(mark, group);
             (*mark).mask = mask;
         }
-        // SAFETY: `inode` is pinned by the caller's dentry reference.
+        // SAFETY: `inode` is pinned for the call by whoever lent it.
         let ret = unsafe {
             bindings::fsnotify_add_mark(
                 mark,
@@ -303,7 +371,7 @@ unsafe extern "C" fn handle_inode_event(
     let (watch, sink) = unsafe { (&*watch, &*(*watch).sink) };
     if watch.parent_of_root {
         if mask & PARENT_MASK != 0 {
-            sink.parent_entry_removed(InodeId::of(inode));
+            sink.parent_entry_removed(InodeId::of_raw(inode));
         }
         return 0;
     }
@@ -338,7 +406,9 @@ unsafe extern "C" fn handle_inode_event(
         dir_appeared: mask & bindings::FS_ISDIR != 0
             && mask & (bindings::FS_CREATE | bindings::FS_MOVED_TO) != 0,
     };
-    sink.changed(watch.side, &watch.dir, name.as_bytes(), moved, how);
+    // SAFETY: the group outlives its marks, and its cgroup the group.
+    let _charged = unsafe { Charging::to(bindings::usac_group_memcg((*mark).group)) };
+    sink.changed(&WatchedDir { watch }, name.as_bytes(), moved, how);
     0
 }
 

@@ -2,6 +2,7 @@
 
 //! A held reference to a directory (`struct path`).
 
+use crate::inode::Inode;
 use kernel::bindings;
 use kernel::error::to_result;
 use kernel::prelude::*;
@@ -65,39 +66,34 @@ impl DirPath {
     }
 
     /// The directory's inode: what identifies it across mounts.
-    pub(crate) fn inode(&self) -> *const bindings::inode {
-        // SAFETY: the dentry is referenced and positive (type invariant).
-        unsafe { (*self.0.dentry).d_inode }
+    pub(crate) fn inode(&self) -> &Inode {
+        // SAFETY: the dentry is referenced and positive (type invariant), so
+        // its inode is pinned for as long as `self` lives.
+        unsafe { Inode::from_raw((*self.0.dentry).d_inode) }
     }
 
     /// Device and inode number: what names this directory in a base file.
     pub(crate) fn identity(&self) -> [u64; 2] {
-        // SAFETY: the inode is pinned by our dentry reference, and its
-        // superblock by the inode; neither field changes while it lives.
-        unsafe {
-            let inode = self.inode();
-            [u64::from((*(*inode).i_sb).s_dev), (*inode).i_ino as u64]
-        }
+        self.inode().identity()
     }
 
     /// True once the directory was removed (`rmdir` marks it dead).
     pub(crate) fn is_deleted(&self) -> bool {
-        // SAFETY: the inode is pinned by our dentry reference; `i_flags` is
-        // read without a lock, as `IS_DEADDIR` does.
-        unsafe { (*self.inode()).i_flags & bindings::S_DEAD != 0 }
+        self.inode().is_dead()
     }
 
     /// Runs `f` with the inode of the parent directory, unless the directory
     /// is the root of its mount (which cannot be removed).
-    pub(crate) fn with_parent<R>(&self, f: impl FnOnce(*mut bindings::inode) -> R) -> Option<R> {
+    pub(crate) fn with_parent<R>(&self, f: impl FnOnce(&Inode) -> R) -> Option<R> {
         // SAFETY: our dentry is referenced; `dget_parent` returns its parent
         // with a reference of its own.
         let parent = unsafe { bindings::dget_parent(self.0.dentry) };
         let result = if parent == self.0.dentry {
             None
         } else {
-            // SAFETY: the parent is referenced and a positive directory.
-            Some(f(unsafe { (*parent).d_inode }))
+            // SAFETY: the parent is referenced and a positive directory, so
+            // its inode is pinned until the `dput` below.
+            Some(f(unsafe { Inode::from_raw((*parent).d_inode) }))
         };
         // SAFETY: drops the reference `dget_parent` took.
         unsafe { bindings::dput(parent) };

@@ -121,6 +121,10 @@ pub struct Reason {
     pub moved_in: bool,
     /// A regular file was created under the name.
     pub created: bool,
+    /// The scan that named it only lists one directory again (events were
+    /// lost there): directories inside it are watched themselves, so one
+    /// unchanged since the base is not descended into.
+    pub shallow: bool,
 }
 
 impl Reason {
@@ -133,6 +137,10 @@ impl Reason {
             closed: self.closed || other.closed,
             moved_in: self.moved_in || other.moved_in,
             created: self.created || other.created,
+            // Shallow only when no scan of the two was deep.
+            shallow: (self.rescan || other.rescan)
+                && (self.shallow || !self.rescan)
+                && (other.shallow || !other.rescan),
         }
     }
 
@@ -251,8 +259,9 @@ pub fn decide(base: Option<Entry>, a: Option<Entry>, b: Option<Entry>, why: Reas
     let (changed_a, changed_b) = (changed(a, why.changed_a), changed(b, why.changed_b));
     let dirs = matches!((a, b), (Some(x), Some(y)) if x.kind == Kind::Dir && y.kind == Kind::Dir);
     if !changed_a && !changed_b {
-        // Both as last agreed; a scan still looks inside directories.
-        return if dirs && why.rescan {
+        // Both as last agreed; a scan still looks inside directories, but
+        // one of a single directory leaves those below to their own marks.
+        return if dirs && why.rescan && !why.shallow {
             Action::ScanDir { mode_from: None }
         } else {
             Action::Nothing
@@ -429,7 +438,14 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 /// Sorts `items` by `order` in place, without recursion and with a stack
 /// frame of a few words (core's sorts keep scratch space on the stack,
 /// which a kernel thread deep in its work cannot spare).
-pub fn heap_sort_by<T>(items: &mut [T], order: impl Fn(&T, &T) -> core::cmp::Ordering) {
+///
+/// Gives up (leaving `items` in some order) and returns false once `stop`
+/// says so: a large batch takes long to sort on a slow machine.
+pub fn heap_sort_by<T>(
+    items: &mut [T],
+    order: impl Fn(&T, &T) -> core::cmp::Ordering,
+    stop: impl Fn() -> bool,
+) -> bool {
     let less = |items: &[T], i: usize, j: usize| order(&items[i], &items[j]).is_lt();
     let sift_down = |items: &mut [T], mut root: usize, end: usize| loop {
         let mut child = 2 * root + 1;
@@ -447,12 +463,19 @@ pub fn heap_sort_by<T>(items: &mut [T], order: impl Fn(&T, &T) -> core::cmp::Ord
     };
     let len = items.len();
     for start in (0..len / 2).rev() {
+        if stop() {
+            return false;
+        }
         sift_down(items, start, len);
     }
     for end in (1..len).rev() {
+        if stop() {
+            return false;
+        }
         items.swap(0, end);
         sift_down(items, 0, end);
     }
+    true
 }
 
 /// Calls `act` once per run of equal items in `items`, which are sorted by

@@ -9,8 +9,9 @@
 //! inode number of A, then of B), then records (`u16` name length, the
 //! relative path, `u8` kind, `u64` size, `i64` seconds, `u32` nanoseconds,
 //! `u32` mode, `u32` uid, `u32` gid, the inode numbers on A and on B as
-//! `u64`, and for a symlink its exact target as a `u16` length and the
-//! bytes), then the `u64` FNV-1a of everything before it.
+//! `u64`, their change cookies as `u32` (0: not known), and for a symlink
+//! its exact target as a `u16` length and the bytes), then the `u64`
+//! FNV-1a of everything before it.
 
 use crate::plan::{Entry, Kind, Time};
 
@@ -18,7 +19,7 @@ use crate::plan::{Entry, Kind, Time};
 pub const FILE_NAME: &[u8] = b".real-time-sync-base";
 
 /// First bytes of a base file, with the format's version.
-pub const MAGIC: &[u8; 8] = b"usacbas2";
+pub const MAGIC: &[u8; 8] = b"usacbas3";
 
 /// Bytes before the first record.
 pub const HEADER_LEN: usize = MAGIC.len() + 32;
@@ -27,7 +28,7 @@ pub const HEADER_LEN: usize = MAGIC.len() + 32;
 pub const TRAILER_LEN: usize = 8;
 
 /// Bytes of a record after its name.
-const FIELDS_LEN: usize = 1 + 8 + 8 + 4 + 4 + 4 + 4 + 16;
+const FIELDS_LEN: usize = 1 + 8 + 8 + 4 + 4 + 4 + 4 + 16 + 8;
 
 /// Which two directories a base was recorded for: device and inode number
 /// of each root.
@@ -59,7 +60,14 @@ pub fn record_len(name_len: usize, kind: Kind, target_len: usize) -> Option<usiz
 
 /// Writes the record of `path` (with `target` for a symlink) into `out`,
 /// which is exactly [`record_len`] long.
-pub fn put_record(out: &mut [u8], path: &[u8], entry: &Entry, inos: &[u64; 2], target: &[u8]) {
+pub fn put_record(
+    out: &mut [u8],
+    path: &[u8],
+    entry: &Entry,
+    inos: &[u64; 2],
+    cookies: &[u32; 2],
+    target: &[u8],
+) {
     let mut w = Writer { out, at: 0 };
     w.put(&(path.len() as u16).to_le_bytes());
     w.put(path);
@@ -72,6 +80,8 @@ pub fn put_record(out: &mut [u8], path: &[u8], entry: &Entry, inos: &[u64; 2], t
     w.put(&entry.gid.to_le_bytes());
     w.put(&inos[0].to_le_bytes());
     w.put(&inos[1].to_le_bytes());
+    w.put(&cookies[0].to_le_bytes());
+    w.put(&cookies[1].to_le_bytes());
     if entry.kind == Kind::Symlink {
         w.put(&(target.len() as u16).to_le_bytes());
         w.put(target);
@@ -163,8 +173,9 @@ pub struct Records<'a> {
 }
 
 /// One record: the path, what was agreed on, the inode numbers on A and
-/// B, and a symlink's target (empty for anything else).
-pub type Record<'a> = (&'a [u8], Entry, [u64; 2], &'a [u8]);
+/// B, their change cookies, and a symlink's target (empty for anything
+/// else).
+pub type Record<'a> = (&'a [u8], Entry, [u64; 2], [u32; 2], &'a [u8]);
 
 impl<'a> Iterator for Records<'a> {
     type Item = Result<Record<'a>, Unusable>;
@@ -222,12 +233,16 @@ impl<'a> Records<'a> {
             u64::from_le_bytes(self.array()?),
             u64::from_le_bytes(self.array()?),
         ];
+        let cookies = [
+            u32::from_le_bytes(self.array()?),
+            u32::from_le_bytes(self.array()?),
+        ];
         let target = if kind == Kind::Symlink {
             let len = usize::from(u16::from_le_bytes(self.array()?));
             self.bytes(len)?
         } else {
             &[]
         };
-        Ok((path, entry, inos, target))
+        Ok((path, entry, inos, cookies, target))
     }
 }

@@ -4,14 +4,16 @@
 //! (`EBUSY`), each user may run a bounded number of calls (`EMFILE`), and
 //! an unmount finds the calls it must end.
 
+use crate::memcg::GFP;
+use crate::notify::InodeId;
 use crate::path::DirPath;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
-use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
+use kernel::alloc::{KBox, KVec};
 use kernel::bindings;
 use kernel::error::{
     code::{EBUSY, EMFILE},
-    Result,
+    to_result, Result,
 };
 
 /// Live calls one user may have at once.
@@ -19,17 +21,24 @@ pub(crate) const MAX_CALLS_PER_USER: usize = 128;
 
 /// # Invariants
 ///
-/// `caller` and `unmounting` stay valid for as long as the pair is in the
-/// table: its [`Registration`], dropped by `caller` before it leaves the
-/// call, frees the flag only after taking the pair out.
+/// `unmounting` stays valid for as long as the pair is in the table: its
+/// [`Registration`] frees the flag only after taking the pair out. `caller`
+/// is null once the caller left the call (the pair may stay while its last
+/// save ends), and valid until then.
 struct LivePair {
-    a: *const bindings::inode,
-    b: *const bindings::inode,
+    a: InodeId,
+    b: InodeId,
     mounts: [*const bindings::vfsmount; 2],
     uid: u32,
     id: u64,
     caller: *mut bindings::task_struct,
     unmounting: *const AtomicBool,
+}
+
+impl LivePair {
+    fn shares_a_directory_with(&self, a: InodeId, b: InodeId) -> bool {
+        self.a == a || self.b == a || self.a == b || self.b == b
+    }
 }
 
 struct Table {
@@ -83,37 +92,66 @@ impl Registration {
     /// task, which keeps the registration until it leaves the call.
     pub(crate) fn new(a: &DirPath, b: &DirPath, uid: u32) -> Result<Self> {
         let mounts = [a.mount(), b.mount()];
-        let (a, b) = (a.inode(), b.inode());
-        let unmounting = KBox::new(AtomicBool::new(false), GFP_KERNEL)?;
+        let (a, b) = (InodeId::of(a.inode()), InodeId::of(b.inode()));
+        let unmounting = KBox::new(AtomicBool::new(false), GFP)?;
+        loop {
+            // Read before looking: a call that ends after the look wakes
+            // the wait below.
+            // SAFETY: reads a counter.
+            let ended = unsafe { bindings::usac_calls_ended() };
+            let mut locked = Locked::lock();
+            let table = locked.table();
+            let mut calls_of_user = 0;
+            let mut ending = false;
+            for pair in table.pairs.iter() {
+                if pair.shares_a_directory_with(a, b) {
+                    // A call that returned and only saves its base: the new
+                    // one waits for it, and then reads what it saved.
+                    if !pair.caller.is_null() {
+                        return Err(EBUSY);
+                    }
+                    ending = true;
+                }
+                if pair.uid == uid {
+                    calls_of_user += 1;
+                }
+            }
+            if ending {
+                drop(locked);
+                // SAFETY: sleeps interruptibly in process context, no lock held.
+                to_result(unsafe { bindings::usac_wait_call_ended(ended) })?;
+                continue;
+            }
+            if calls_of_user >= MAX_CALLS_PER_USER {
+                return Err(EMFILE);
+            }
+            let id = table.next_id;
+            table.next_id += 1;
+            let pair = LivePair {
+                a,
+                b,
+                mounts,
+                uid,
+                id,
+                // SAFETY: the running task.
+                caller: unsafe { bindings::get_current() },
+                unmounting: &*unmounting,
+            };
+            // INVARIANT: the caller calls `caller_left` before it leaves the
+            // call; the flag lives as long as `Self`.
+            table.pairs.push(pair, GFP)?;
+            return Ok(Self { id, unmounting });
+        }
+    }
+
+    /// The caller leaves the call: from now on the pair only waits for the
+    /// last save of its base.
+    pub(crate) fn caller_left(&self) {
         let mut locked = Locked::lock();
-        let table = locked.table();
-        let mut calls_of_user = 0;
-        for pair in table.pairs.iter() {
-            if pair.a == a || pair.b == a || pair.a == b || pair.b == b {
-                return Err(EBUSY);
-            }
-            if pair.uid == uid {
-                calls_of_user += 1;
-            }
+        if let Some(pair) = locked.table().pairs.iter_mut().find(|p| p.id == self.id) {
+            // INVARIANT: never used again once null.
+            pair.caller = core::ptr::null_mut();
         }
-        if calls_of_user >= MAX_CALLS_PER_USER {
-            return Err(EMFILE);
-        }
-        let id = table.next_id;
-        table.next_id += 1;
-        let pair = LivePair {
-            a,
-            b,
-            mounts,
-            uid,
-            id,
-            // SAFETY: the running task.
-            caller: unsafe { bindings::get_current() },
-            unmounting: &*unmounting,
-        };
-        // INVARIANT: the caller keeps `Self` until it leaves the call.
-        table.pairs.push(pair, GFP_KERNEL)?;
-        Ok(Self { id, unmounting })
     }
 
     /// True once an unmount of one of the mounts asked the call to end.
@@ -133,11 +171,14 @@ pub(crate) fn end_calls_on(mnt: *const bindings::vfsmount) -> bool {
         .iter()
         .filter(|p| p.mounts.contains(&mnt))
     {
-        // SAFETY: a pair in the table has a live flag and caller (type
-        // invariant), and it stays in the table while we hold the lock.
+        // SAFETY: a pair in the table has a live flag, and a live caller
+        // unless it is null (type invariant); it stays in the table while
+        // we hold the lock.
         unsafe {
             (*pair.unmounting).store(true, Ordering::Release);
-            bindings::wake_up_process(pair.caller);
+            if !pair.caller.is_null() {
+                bindings::wake_up_process(pair.caller);
+            }
         }
         found = true;
     }
@@ -156,5 +197,8 @@ impl Drop for Registration {
             // (raw pointers and integers) and needs no drop.
             unsafe { pairs.set_len(last) };
         }
+        drop(locked);
+        // SAFETY: wakes whoever waits for a call to let go of its pair.
+        unsafe { bindings::usac_call_ended() };
     }
 }

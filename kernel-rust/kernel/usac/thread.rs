@@ -1,78 +1,117 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A kernel thread that runs one function and is stopped by its owner.
+//! A kernel thread that owns what it runs and is stopped by its owner, and
+//! the few task services the sync thread needs.
 
+use core::marker::PhantomData;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::bindings;
-use kernel::error::{from_err_ptr, Result};
+use kernel::error::{code::EINTR, from_err_ptr, Result};
 use kernel::ffi::{c_int, c_void};
+use kernel::sync::Arc;
 use kernel::task::Task;
+use kernel::types::{ARef, ForeignOwnable};
 
-/// A running kernel thread, stopped and released on drop.
+/// What a kernel thread runs.
+pub(crate) trait Runs: Send + Sync + 'static {
+    /// The thread's body, which owns `this`; returns soon after
+    /// [`should_stop`] turns true.
+    fn run(this: Arc<Self>);
+}
+
+/// A kernel thread running `T::run`, stopped on drop.
 ///
 /// # Invariants
 ///
-/// `task` is a kthread on which we hold a task reference, and its data
-/// outlives it (see [`Thread::spawn`]).
-pub(crate) struct Thread {
-    task: *mut bindings::task_struct,
+/// `data` came from `Arc::<T>::into_foreign` and is owned by the thread
+/// function once it runs; if the thread is stopped before it ran (then
+/// `kthread_stop` returns `-EINTR`), it is still ours.
+pub(crate) struct Thread<T: Runs> {
+    task: ARef<Task>,
+    data: *const c_void,
+    _owns: PhantomData<Arc<T>>,
 }
 
-impl Thread {
-    /// Creates a kernel thread called `name` that will run `run(data)`
+impl<T: Runs> Thread<T> {
+    /// Creates a kernel thread called `name` that will run `data.run()`
     /// once [`Thread::start`] is called.
-    ///
-    /// # Safety
-    ///
-    /// `data` must stay valid until the returned [`Thread`] is dropped, and
-    /// `run` must return once `kthread_should_stop()` turns true.
-    pub(crate) unsafe fn spawn<T: Sync>(
-        name: &kernel::str::CStr,
-        run: unsafe extern "C" fn(*mut c_void) -> c_int,
-        data: &T,
-    ) -> Result<Self> {
-        let data = (data as *const T).cast_mut().cast::<c_void>();
-        // SAFETY: `run` and `data` are valid for the thread's lifetime by the
-        // caller's promise; the name is a plain format string without
-        // conversions, so no variadic arguments are read.
-        let task = from_err_ptr(unsafe {
+    pub(crate) fn spawn(name: &kernel::str::CStr, data: Arc<T>) -> Result<Self> {
+        let data = data.into_foreign();
+        // SAFETY: `run_thread::<T>` matches `data`; the name is a plain
+        // format string without conversions, so no variadic argument is read.
+        let created = from_err_ptr(unsafe {
             bindings::kthread_create_on_node(
-                Some(run),
-                data,
+                Some(run_thread::<T>),
+                data.cast_mut(),
                 bindings::NUMA_NO_NODE,
                 name.as_char_ptr(),
             )
-        })?;
+        });
+        let task = match created {
+            Ok(task) => task,
+            Err(e) => {
+                // SAFETY: no thread was made, so `data` is still ours.
+                drop(unsafe { Arc::<T>::from_foreign(data) });
+                return Err(e);
+            }
+        };
         // SAFETY: `task` was just created and not yet woken, so it is alive;
-        // the extra reference keeps it valid until `kthread_stop` returned.
-        unsafe { bindings::get_task_struct(task) };
-        // INVARIANT: referenced above; data validity is the caller's promise.
-        Ok(Self { task })
+        // `Task` wraps `task_struct` transparently; `ARef::from` takes a
+        // count that keeps it valid past `kthread_stop`.
+        let task = ARef::from(unsafe { &*task.cast::<Task>() });
+        // INVARIANT: `data` came from `into_foreign` above.
+        Ok(Self {
+            task,
+            data,
+            _owns: PhantomData,
+        })
     }
 
     /// Lets the created thread run.
     pub(crate) fn start(&self) {
         // SAFETY: the task is referenced; a freshly created kthread waits
         // for this first wake-up, and later wake-ups are harmless.
-        unsafe { bindings::wake_up_process(self.task) };
+        unsafe { bindings::wake_up_process(raw_task(&self.task)) };
     }
 
     /// The thread's task.
     pub(crate) fn task(&self) -> &Task {
-        // SAFETY: we hold a reference on the task (type invariant) for as
-        // long as `self` lives; `Task` wraps `task_struct` transparently.
-        unsafe { &*self.task.cast::<Task>() }
+        &self.task
     }
 }
 
-impl Drop for Thread {
+impl<T: Runs> Drop for Thread<T> {
     fn drop(&mut self) {
-        // SAFETY: we hold a reference on the task (type invariant);
-        // `kthread_stop` sets should-stop, interrupts its waits
-        // (TIF_NOTIFY_SIGNAL) and waits for `run` to return.
-        unsafe { bindings::kthread_stop(self.task) };
-        // SAFETY: drops the reference taken in `spawn`.
-        unsafe { bindings::put_task_struct(self.task) };
+        // SAFETY: the task is referenced; `kthread_stop` sets should-stop,
+        // interrupts its waits (TIF_NOTIFY_SIGNAL) and waits for the thread
+        // function to return, or for the thread to exit without running it.
+        let ret = unsafe { bindings::kthread_stop(raw_task(&self.task)) };
+        if ret == EINTR.to_errno() {
+            // SAFETY: the thread function never ran (`run_thread` returns
+            // 0), so `data` is still ours (type invariant).
+            drop(unsafe { Arc::<T>::from_foreign(self.data) });
+        }
     }
+}
+
+/// The thread function: takes ownership of the `Arc` and runs it.
+///
+/// # Safety
+///
+/// `data` comes from `Arc::<T>::into_foreign`, and ownership of it passes
+/// to this function (called at most once per thread).
+unsafe extern "C" fn run_thread<T: Runs>(data: *mut c_void) -> c_int {
+    // SAFETY: by the function's contract.
+    let data = unsafe { Arc::<T>::from_foreign(data) };
+    T::run(data);
+    0
+}
+
+fn raw_task(task: &Task) -> *mut bindings::task_struct {
+    (task as *const Task)
+        .cast::<bindings::task_struct>()
+        .cast_mut()
 }
 
 /// True when the current kthread has been asked to stop.
@@ -85,4 +124,51 @@ pub(crate) fn should_stop() -> bool {
 pub(crate) fn random_u64() -> u64 {
     // SAFETY: no preconditions; may be called from any context.
     unsafe { bindings::get_random_u64() }
+}
+
+/// A task set once and referenced from then on, so that it can be read
+/// without a lock.
+///
+/// # Invariants
+///
+/// The pointer is null, or a task on which we own a count; once set, it
+/// never changes.
+pub(crate) struct TaskOnce(AtomicPtr<Task>);
+
+impl TaskOnce {
+    pub(crate) fn new() -> Self {
+        Self(AtomicPtr::new(ptr::null_mut()))
+    }
+
+    /// Sets the task, unless one is set already.
+    pub(crate) fn set(&self, task: &Task) {
+        let task = ARef::into_raw(ARef::from(task));
+        // INVARIANT: the count taken above is stored, or dropped below.
+        let stored = self.0.compare_exchange(
+            ptr::null_mut(),
+            task.as_ptr(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        if stored.is_err() {
+            // SAFETY: `task` carries the count taken above, not stored.
+            drop(unsafe { ARef::from_raw(task) });
+        }
+    }
+
+    pub(crate) fn get(&self) -> Option<&Task> {
+        let task = NonNull::new(self.0.load(Ordering::Acquire))?;
+        // SAFETY: a set task never changes and stays counted for as long as
+        // `self` lives (type invariant).
+        Some(unsafe { task.as_ref() })
+    }
+}
+
+impl Drop for TaskOnce {
+    fn drop(&mut self) {
+        if let Some(task) = NonNull::new(*self.0.get_mut()) {
+            // SAFETY: the count this owns (type invariant), dropped once.
+            drop(unsafe { ARef::from_raw(task) });
+        }
+    }
 }

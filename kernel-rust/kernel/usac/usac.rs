@@ -15,16 +15,20 @@ mod base;
 mod creds;
 mod engine;
 mod events;
+mod inode;
+mod memcg;
 mod notify;
 mod path;
 pub mod plan;
+mod ratelimit;
 pub mod record;
 mod registry;
 mod thread;
+mod vec;
 mod vfs;
 mod wait;
 
-use creds::Credentials;
+use creds::Cred;
 use engine::Engine;
 use path::{Access, DirPath};
 use registry::Registration;
@@ -58,19 +62,17 @@ pub extern "C" fn usac_end_calls_on(mnt: *const kernel::bindings::vfsmount) -> b
 
 fn real_time_sync(dir_a: &CStr, dir_b: &CStr) -> Result {
     let (a, b) = resolve_pair(dir_a, dir_b)?;
-    let creds = Credentials::of_caller();
-    // Dropped last: an unmount waits for it, when the mounts are let go.
+    let creds = Cred::of_caller();
+    // Kept by the engine until its last save: an unmount and a new call
+    // for the pair wait for it.
     let registration = Registration::new(&a, &b, creds.uid())?;
-    let engine = Engine::new(a, b, creds)?;
+    let engine = Engine::new(a, b, creds, registration)?;
     engine.watch_roots()?;
-    // SAFETY: the thread only borrows the engine, which lives until after
-    // `stop_watching_after` stopped it; `sync_thread` returns once asked to.
-    let thread =
-        unsafe { Thread::spawn(kernel::c_str!("usac-sync"), engine::sync_thread, &*engine)? };
+    let thread = Thread::spawn(kernel::c_str!("usac-sync"), engine.clone())?;
     // Known before it runs, so the handler can tell its echo from the start.
     engine.set_thread(thread.task());
     thread.start();
-    let woken = wait::until_signal_or(|| engine.root_gone() || registration.unmounting());
+    let woken = wait::until_signal_or(|| engine.root_gone() || engine.unmounting());
     // Teardown order: the thread first (it uses the marks), then the marks,
     // then the rest with the engine. Nothing waits for fsnotify's grace
     // period: what a late handler touches lives on in the marks.

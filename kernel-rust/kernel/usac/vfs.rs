@@ -5,12 +5,14 @@
 //! lock the way the VFS expects. Every call runs with the credentials the
 //! thread assumed, so the VFS checks each permission as for the caller.
 
+use crate::inode::Inode;
+use crate::memcg::GFP;
 use crate::path::DirPath;
 use crate::plan::{Entry, Kind, Time};
-use kernel::alloc::{flags::GFP_KERNEL, KVVec, KVec};
+use kernel::alloc::{KVVec, KVec};
 use kernel::bindings;
 use kernel::error::{
-    code::{EINTR, EINVAL, EIO, ENOENT, ENOTDIR, EXDEV},
+    code::{EEXIST, EINTR, EINVAL, EIO, EISDIR, ENOENT, ENOTDIR, EXDEV},
     from_err_ptr, to_result, Error, Result,
 };
 use kernel::ffi::{c_char, c_int, c_uint};
@@ -43,9 +45,9 @@ impl CPath {
             // The zeroes after it terminate it.
             path.short[..rel.len()].copy_from_slice(rel);
         } else {
-            path.long = KVec::with_capacity(rel.len() + 1, GFP_KERNEL)?;
-            path.long.extend_from_slice(rel, GFP_KERNEL)?;
-            path.long.push(0, GFP_KERNEL)?;
+            path.long = KVec::with_capacity(rel.len() + 1, GFP)?;
+            path.long.extend_from_slice(rel, GFP)?;
+            path.long.push(0, GFP)?;
         }
         Ok(path)
     }
@@ -92,9 +94,10 @@ impl Held {
         unsafe { (*self.0.dentry).d_inode }
     }
 
-    /// The inode, to put a watch on it.
-    pub(crate) fn watch_inode(&self) -> *mut bindings::inode {
-        self.inode()
+    /// The inode, pinned while `self` lives.
+    pub(crate) fn as_inode(&self) -> &Inode {
+        // SAFETY: the dentry is referenced and positive (type invariant).
+        unsafe { Inode::from_raw(self.inode()) }
     }
 
     fn idmap(&self) -> *mut bindings::mnt_idmap {
@@ -139,9 +142,32 @@ impl Held {
 
     /// The inode number.
     pub(crate) fn ino(&self) -> u64 {
-        // SAFETY: the inode is pinned by our dentry reference; `i_ino` does
-        // not change while it lives.
-        unsafe { (*self.inode()).i_ino as u64 }
+        self.as_inode().ino()
+    }
+
+    /// The low half of the inode's change cookie (`i_version`, which every
+    /// change of content or attributes moves), never 0; 0 where the file
+    /// system keeps none.
+    pub(crate) fn change_cookie(&self) -> Result<u32> {
+        // SAFETY: `kstat` is plain data, filled by `vfs_getattr`.
+        let mut st: bindings::kstat = unsafe { core::mem::zeroed() };
+        // SAFETY: the path is referenced (type invariant).
+        to_result(unsafe {
+            bindings::vfs_getattr(
+                &self.0,
+                &mut st,
+                bindings::STATX_CHANGE_COOKIE,
+                bindings::AT_STATX_SYNC_AS_STAT as c_uint,
+            )
+        })?;
+        if st.result_mask & bindings::STATX_CHANGE_COOKIE == 0 {
+            return Ok(0);
+        }
+        // The low half: four billion changes between two looks wrap it.
+        Ok(match st.change_cookie as u32 {
+            0 => u32::MAX,
+            low => low,
+        })
     }
 
     /// True when the running credentials may list the directory (read and
@@ -218,9 +244,7 @@ fn walk(root: &DirPath, rel: &[u8], flags: u32) -> Result<Option<Held>> {
         // INVARIANT: a successful lookup without LOOKUP_CREATE returns a
         // referenced, positive dentry.
         Ok(()) => Ok(Some(Held(path))),
-        Err(e) if e == ENOENT || e == ENOTDIR || e.to_errno() == -(bindings::ELOOP as c_int) => {
-            Ok(None)
-        }
+        Err(e) if e == ENOENT || e == ENOTDIR || e == symlink_met() => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -375,6 +399,27 @@ impl Listed<'_> {
     pub(crate) fn is_dir(&self) -> bool {
         self.d_type == bindings::DT_DIR
     }
+
+    /// The file system did not say what it is: a stat must.
+    pub(crate) fn type_unknown(&self) -> bool {
+        self.d_type == bindings::DT_UNKNOWN
+    }
+}
+
+/// `ENOTEMPTY`, which the kernel crate does not name.
+pub(crate) fn not_empty() -> Error {
+    Error::from_errno(-(bindings::ENOTEMPTY as c_int))
+}
+
+/// `ELOOP`: a symlink where a lookup without following met one.
+fn symlink_met() -> Error {
+    Error::from_errno(-(bindings::ELOOP as c_int))
+}
+
+/// Errors that come from racing with the user's own changes.
+pub(crate) fn raced(err: Error) -> bool {
+    // ELOOP: a file replaced by a symlink while opened without following.
+    [ENOENT, not_empty(), EEXIST, ENOTDIR, EISDIR, symlink_met()].contains(&err)
 }
 
 #[repr(C)]
@@ -421,12 +466,8 @@ unsafe extern "C" fn list_actor(
         len: name.len(),
         d_type,
     };
-    if lister
-        .names
-        .bytes
-        .extend_from_slice(name, GFP_KERNEL)
-        .is_err()
-        || lister.names.entries.push(at, GFP_KERNEL).is_err()
+    if lister.names.bytes.extend_from_slice(name, GFP).is_err()
+        || lister.names.entries.push(at, GFP).is_err()
     {
         lister.failed = true;
         return false;
@@ -483,12 +524,12 @@ pub(crate) fn split(rel: &[u8]) -> (&[u8], &[u8]) {
 
 /// `dir/name` (or `name` at the root).
 pub(crate) fn join(dir: &[u8], name: &[u8]) -> Result<KVec<u8>> {
-    let mut out = KVec::with_capacity(dir.len() + name.len() + 1, GFP_KERNEL)?;
+    let mut out = KVec::with_capacity(dir.len() + name.len() + 1, GFP)?;
     if !dir.is_empty() {
-        out.extend_from_slice(dir, GFP_KERNEL)?;
-        out.push(b'/', GFP_KERNEL)?;
+        out.extend_from_slice(dir, GFP)?;
+        out.push(b'/', GFP)?;
     }
-    out.extend_from_slice(name, GFP_KERNEL)?;
+    out.extend_from_slice(name, GFP)?;
     Ok(out)
 }
 
@@ -725,7 +766,7 @@ pub(crate) fn rename(root: &DirPath, from: &[u8], to: &[u8]) -> Result {
         return Err(EINVAL);
     }
     if new.0 == locked.trap {
-        return Err(Error::from_errno(-(bindings::ENOTEMPTY as c_int)));
+        return Err(not_empty());
     }
     let mut rd = bindings::renamedata {
         old_mnt_idmap: from_dir.idmap(),
@@ -848,7 +889,7 @@ pub(crate) fn copy_file(
         .ok()
         .filter(|&n| n <= BUFFERED_COPY_MAX)
     {
-        let mut buf = KVec::from_elem(0u8, small, GFP_KERNEL)?;
+        let mut buf = KVec::from_elem(0u8, small, GFP)?;
         let read = from.read_full(&mut buf, &mut 0)?;
         to.write_all(&buf[..read], &mut 0)?;
         set_attrs(&to, mode, seen.mtime, owner)?;
@@ -917,8 +958,8 @@ pub(crate) fn same_content(a: &Held, b: &Held, stop: impl Fn() -> bool) -> Resul
         OpenFile::open_for_reading(b)?,
     ];
     let mut chunks = [
-        KVec::from_elem(0u8, COMPARE_CHUNK, GFP_KERNEL)?,
-        KVec::from_elem(0u8, COMPARE_CHUNK, GFP_KERNEL)?,
+        KVec::from_elem(0u8, COMPARE_CHUNK, GFP)?,
+        KVec::from_elem(0u8, COMPARE_CHUNK, GFP)?,
     ];
     let mut pos = [0i64; 2];
     loop {
@@ -964,7 +1005,7 @@ pub(crate) fn read_file(held: &Held, max: u64) -> Result<KVVec<u8>> {
     }
     let file = OpenFile::open_for_reading(held)?;
     let len = usize::try_from(seen.size).map_err(|_| EINVAL)?;
-    let mut out = KVVec::from_elem(0u8, len, GFP_KERNEL)?;
+    let mut out = KVVec::from_elem(0u8, len, GFP)?;
     // A file that shrank since its stat is not the one that was seen.
     if file.read_full(out.as_mut_slice(), &mut 0)? != len {
         return Err(EIO);
@@ -1018,7 +1059,7 @@ pub(crate) fn read_link(held: &Held) -> Result<KVec<u8>> {
     // SAFETY: a link body is a NUL-terminated string.
     let text = unsafe { kernel::str::CStr::from_char_ptr(target) };
     let mut out = KVec::new();
-    let copied = out.extend_from_slice(text.as_bytes(), GFP_KERNEL);
+    let copied = out.extend_from_slice(text.as_bytes(), GFP);
     // SAFETY: releases what `vfs_get_link` handed out, exactly once.
     unsafe { bindings::do_delayed_call(&mut done) };
     copied?;

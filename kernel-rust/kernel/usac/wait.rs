@@ -3,7 +3,10 @@
 //! Sleeping in the calling task until a signal arrives or the engine ends
 //! the call.
 
+use core::marker::PhantomData;
 use kernel::bindings;
+use kernel::ffi::c_long;
+use kernel::time::Jiffies;
 
 /// Why the wait ended.
 pub(crate) enum Woken {
@@ -40,4 +43,50 @@ pub(crate) fn until_signal_or(done: impl Fn() -> bool) -> Woken {
     // SAFETY: as above, current's own state.
     unsafe { bindings::set_current_state_running() };
     woken
+}
+
+/// The current task, marked as about to sleep interruptibly: a wake-up
+/// from then on is not lost, so a check for work made after [`prepare`]
+/// and before [`Sleeper::sleep`] cannot miss one. Dropped without
+/// sleeping, it makes the task plainly runnable again (needed before
+/// anything that may itself sleep).
+///
+/// [`prepare`]: Sleeper::prepare
+pub(crate) struct Sleeper {
+    // The state belongs to the task that set it.
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl Sleeper {
+    pub(crate) fn prepare() -> Self {
+        // SAFETY: setting the state of the current task is always allowed.
+        unsafe { bindings::set_current_state_interruptible() };
+        Self {
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Sleeps until woken (or interrupted).
+    pub(crate) fn sleep(self) {
+        // SAFETY: `schedule` has no precondition beyond process context,
+        // which every `Sleeper` is made in (sleeping in atomic context is a
+        // bug the scheduler's checks report, not a memory error).
+        unsafe { bindings::schedule() };
+    }
+
+    /// Sleeps until woken or `timeout` passed; returns the jiffies left.
+    pub(crate) fn sleep_for(self, timeout: Jiffies) -> Jiffies {
+        let timeout = c_long::try_from(timeout).unwrap_or(c_long::MAX);
+        // SAFETY: as for `sleep`; a timeout of `c_long::MAX` is
+        // `MAX_SCHEDULE_TIMEOUT`, an unbounded sleep.
+        let left = unsafe { bindings::schedule_timeout(timeout) };
+        Jiffies::try_from(left).unwrap_or(0)
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        // SAFETY: the current task's own state.
+        unsafe { bindings::set_current_state_running() };
+    }
 }

@@ -3,11 +3,15 @@
 #include <linux/cred.h>
 #include <linux/delayed_call.h>
 #include <linux/fs.h>
+#include <linux/fsnotify_backend.h>
+#include <linux/memcontrol.h>
 #include <linux/mount.h>
 #include <linux/mutex.h>
 #include <linux/ratelimit.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/wait.h>
 
 int rust_helper_path_permission(const struct path *path, int mask)
 {
@@ -85,6 +89,11 @@ const struct cred *rust_helper_get_current_cred(void)
 	return get_current_cred();
 }
 
+const struct cred *rust_helper_get_cred(const struct cred *cred)
+{
+	return get_cred(cred);
+}
+
 void rust_helper_put_cred(const struct cred *cred)
 {
 	put_cred(cred);
@@ -101,6 +110,32 @@ void rust_helper_ratelimit_state_init(struct ratelimit_state *rs, int interval,
 	ratelimit_state_init(rs, interval, burst);
 }
 
+/*
+ * Woken when a call let go of its pair (after its last save, which may end
+ * after the system call returned): an unmount waits for the calls on its
+ * mount, a new call for the pair it shares with one ending.
+ */
+DECLARE_WAIT_QUEUE_HEAD(usac_call_ended_wq);
+static atomic_t usac_calls_ended = ATOMIC_INIT(0);
+
+void rust_helper_usac_call_ended(void)
+{
+	atomic_inc(&usac_calls_ended);
+	wake_up_all(&usac_call_ended_wq);
+}
+
+int rust_helper_usac_calls_ended(void)
+{
+	return atomic_read(&usac_calls_ended);
+}
+
+/* Sleeps until a call ended after @seen was read; -ERESTARTSYS on a signal. */
+int rust_helper_usac_wait_call_ended(int seen)
+{
+	return wait_event_interruptible(usac_call_ended_wq,
+					atomic_read(&usac_calls_ended) != seen);
+}
+
 /* Guards the table of live real_time_sync(2) calls kept by the Rust core. */
 static DEFINE_MUTEX(usac_registry_mutex);
 
@@ -112,4 +147,34 @@ void rust_helper_usac_registry_lock(void)
 void rust_helper_usac_registry_unlock(void)
 {
 	mutex_unlock(&usac_registry_mutex);
+}
+
+/*
+ * The memory cgroup of current, counted: what the sync thread and the
+ * event handler charge their allocations to, as inotify does.
+ */
+struct mem_cgroup *rust_helper_usac_memcg_of_current(void)
+{
+	return get_mem_cgroup_from_current();
+}
+
+void rust_helper_usac_memcg_put(struct mem_cgroup *memcg)
+{
+	mem_cgroup_put(memcg);
+}
+
+struct mem_cgroup *rust_helper_usac_set_active_memcg(struct mem_cgroup *memcg)
+{
+	return set_active_memcg(memcg);
+}
+
+/* The group's memcg is put when the group is freed. */
+void rust_helper_usac_group_charge_current(struct fsnotify_group *group)
+{
+	group->memcg = get_mem_cgroup_from_current();
+}
+
+struct mem_cgroup *rust_helper_usac_group_memcg(struct fsnotify_group *group)
+{
+	return group->memcg;
 }

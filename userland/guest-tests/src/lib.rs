@@ -238,6 +238,25 @@ impl Syncer {
         syncer
     }
 
+    /// Like [`Syncer::start`], in the cgroup `cgroup` (a cgroup2 directory)
+    /// from before the call.
+    pub fn start_in_cgroup(a: &Path, b: &Path, cgroup: &Path) -> Syncer {
+        let child = Command::new("sh")
+            .args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
+            .arg(cgroup)
+            .arg(cli_path())
+            .arg(a)
+            .arg(b)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn real-time-sync in a cgroup");
+        let syncer = Syncer { child };
+        syncer.wait_in_call(Duration::from_secs(60));
+        syncer
+    }
+
     /// Ends the call with SIGINT and checks it returned 0.
     pub fn stop(mut self) {
         self.signal(libc::SIGINT);

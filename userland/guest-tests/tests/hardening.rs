@@ -186,3 +186,51 @@ fn sigint_while_removing_a_large_tree_ends_within_100ms() {
     assert!(eventually(ARRIVAL, || fs::read_dir(b.join("d")).map_or(true, |d| d.count() < 19900)));
     stops_within_100ms(sync);
 }
+
+/// A FIFO renamed over a file between the sync's look at the name and its
+/// open must not block the thread in `open` (which waits for a writer that
+/// never comes): what is opened is the inode that was looked at.
+#[test]
+fn a_fifo_swapped_in_for_a_file_never_blocks_the_sync() {
+    let (s, a, b) = pair("fifo-swap");
+    let sync = Syncer::start(&a, &b);
+    let spare = s.root.join("spare");
+    fs::create_dir(&spare).unwrap();
+    for round in 0..400 {
+        let name = a.join(format!("f{}", round % 4));
+        // Never open a FIFO here: the test would wait for a reader.
+        let _ = fs::remove_file(&name);
+        fs::write(&name, format!("round {round}")).unwrap();
+        let fifo = spare.join("fifo");
+        let path = guest_tests::cstr(&fifo);
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0, "mkfifo");
+        // Same file system: the rename replaces the file the sync is about
+        // to copy, at any moment of its work.
+        fs::rename(&fifo, &name).unwrap();
+    }
+    // The thread still works, and a stop still ends the call at once.
+    fs::write(a.join("sentinel"), b"x").unwrap();
+    assert!(arrives(&b.join("sentinel"), b"x"), "the sync thread is stuck");
+    stops_within_100ms(sync);
+}
+
+/// Symlinks are told apart by their exact targets, not by a hash or by
+/// size and time: targets of one length differing in one byte, changed
+/// within one timestamp tick.
+#[test]
+fn symlinks_whose_targets_differ_in_one_byte_are_mirrored_exactly() {
+    let (_s, a, b) = pair("link-bytes");
+    std::os::unix::fs::symlink("target-0000", a.join("l")).unwrap();
+    let sync = Syncer::start(&a, &b);
+    assert!(eventually(ARRIVAL, || fs::read_link(b.join("l")).is_ok_and(|t| t == Path::new("target-0000"))));
+    for i in 1..50 {
+        let target = format!("target-{i:04}");
+        let tmp = a.join("l.new");
+        std::os::unix::fs::symlink(&target, &tmp).unwrap();
+        fs::rename(&tmp, a.join("l")).unwrap();
+        let ok = eventually(ARRIVAL, || fs::read_link(b.join("l")).is_ok_and(|t| t == Path::new(&target)));
+        assert!(ok, "B's link points to {:?}, not {target}", fs::read_link(b.join("l")));
+    }
+    sync.stop();
+}

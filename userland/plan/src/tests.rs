@@ -13,14 +13,42 @@ fn dir() -> Entry {
     Entry { kind: Kind::Dir, size: 0, mtime: at(0), mode: 0o755, uid: 1000, gid: 1000 }
 }
 
-const ON_A: Reason =
-    Reason { changed_a: true, changed_b: false, rescan: false, closed: false, moved_in: false, created: false };
-const ON_B: Reason =
-    Reason { changed_a: false, changed_b: true, rescan: false, closed: false, moved_in: false, created: false };
-const BOTH: Reason =
-    Reason { changed_a: true, changed_b: true, rescan: false, closed: false, moved_in: false, created: false };
-const SCAN: Reason =
-    Reason { changed_a: false, changed_b: false, rescan: true, closed: false, moved_in: false, created: false };
+const ON_A: Reason = Reason {
+    changed_a: true,
+    changed_b: false,
+    rescan: false,
+    closed: false,
+    moved_in: false,
+    created: false,
+    shallow: false,
+};
+const ON_B: Reason = Reason {
+    changed_a: false,
+    changed_b: true,
+    rescan: false,
+    closed: false,
+    moved_in: false,
+    created: false,
+    shallow: false,
+};
+const BOTH: Reason = Reason {
+    changed_a: true,
+    changed_b: true,
+    rescan: false,
+    closed: false,
+    moved_in: false,
+    created: false,
+    shallow: false,
+};
+const SCAN: Reason = Reason {
+    changed_a: false,
+    changed_b: false,
+    rescan: true,
+    closed: false,
+    moved_in: false,
+    created: false,
+    shallow: false,
+};
 
 #[test]
 fn new_file_is_copied_to_the_other_side() {
@@ -194,14 +222,15 @@ fn entry() -> impl Strategy<Value = Option<Entry>> {
 }
 
 fn reason() -> impl Strategy<Value = Reason> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-        |(changed_a, changed_b, rescan, closed, moved_in, created)| Reason {
+    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(changed_a, changed_b, rescan, closed, moved_in, created, shallow)| Reason {
             changed_a,
             changed_b,
             rescan,
             closed,
             moved_in,
             created,
+            shallow: shallow && rescan,
         },
     )
 }
@@ -344,8 +373,15 @@ proptest! {
 mod with_base {
     use super::*;
 
-    const NONE: Reason =
-        Reason { changed_a: false, changed_b: false, rescan: false, closed: false, moved_in: false, created: false };
+    const NONE: Reason = Reason {
+        changed_a: false,
+        changed_b: false,
+        rescan: false,
+        closed: false,
+        moved_in: false,
+        created: false,
+        shallow: false,
+    };
 
     #[test]
     fn a_delete_on_one_side_is_mirrored_even_by_a_scan() {
@@ -448,7 +484,7 @@ mod base_file {
         for (path, entry) in names {
             let target: &[u8] = if entry.kind == Kind::Symlink { b"../target" } else { b"" };
             let mut rec = vec![0u8; record::record_len(path.len(), entry.kind, target.len()).unwrap()];
-            record::put_record(&mut rec, path, entry, &[7, 8], target);
+            record::put_record(&mut rec, path, entry, &[7, 8], &[9, 10], target);
             out.extend_from_slice(&rec);
         }
         let sum = record::checksum(&out);
@@ -457,7 +493,7 @@ mod base_file {
     }
 
     fn decode(bytes: &[u8], roots: &record::Roots) -> Result<Vec<(Vec<u8>, Entry)>, Unusable> {
-        record::records(bytes, roots)?.map(|r| r.map(|(p, e, _, _)| (p.to_vec(), e))).collect()
+        record::records(bytes, roots)?.map(|r| r.map(|(p, e, _, _, _)| (p.to_vec(), e))).collect()
     }
 
     #[test]
@@ -468,7 +504,7 @@ mod base_file {
         let bytes = encode(&names, &ROOTS);
         let back = decode(&bytes, &ROOTS).unwrap();
         assert_eq!(back, names.iter().map(|(p, e)| (p.to_vec(), *e)).collect::<Vec<_>>());
-        let targets: Vec<Vec<u8>> = record::records(&bytes, &ROOTS).unwrap().map(|r| r.unwrap().3.to_vec()).collect();
+        let targets: Vec<Vec<u8>> = record::records(&bytes, &ROOTS).unwrap().map(|r| r.unwrap().4.to_vec()).collect();
         assert_eq!(targets, [&b""[..], b"", b"", b"../target"]);
     }
 
@@ -505,7 +541,30 @@ proptest! {
     fn heap_sort_sorts_like_the_standard_sort(mut v in proptest::collection::vec(any::<u16>(), 0..300)) {
         let mut want = v.clone();
         want.sort();
-        heap_sort_by(&mut v, |x, y| x.cmp(y));
+        assert!(heap_sort_by(&mut v, |x, y| x.cmp(y), || false));
         prop_assert_eq!(v, want);
     }
+}
+
+#[test]
+fn a_shallow_scan_leaves_unchanged_directories_to_their_own_marks() {
+    let listed = Reason { shallow: true, ..SCAN };
+    assert_eq!(decide(Some(dir()), Some(dir()), Some(dir()), listed), Action::Nothing);
+    assert_eq!(decide(Some(dir()), Some(dir()), Some(dir()), SCAN), Action::ScanDir { mode_from: None });
+    // A directory new since the base, or replaced by another, is descended.
+    assert_eq!(decide(None, Some(dir()), Some(dir()), listed), Action::ScanDir { mode_from: None });
+    let replaced = listed.merge(Reason::moved_in_on(Side::B));
+    assert_eq!(decide(Some(dir()), Some(dir()), Some(dir()), replaced), Action::ScanDir { mode_from: None });
+    // Files are decided three-way as by any scan.
+    assert_eq!(decide(Some(file(1, 1)), None, Some(file(1, 1)), listed), Action::Remove { on: Side::B });
+}
+
+#[test]
+fn a_deep_scan_wins_over_a_shallow_one() {
+    let listed = Reason { shallow: true, ..SCAN };
+    assert!(listed.merge(listed).shallow);
+    assert!(!listed.merge(SCAN).shallow);
+    assert!(!SCAN.merge(listed).shallow);
+    assert!(listed.merge(ON_A).shallow);
+    assert!(!ON_A.merge(ON_B).shallow);
 }

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An inode, always reached through a count or a borrow of a pinning
+//! reference (a dentry or path held by the caller).
+
+use core::ptr::NonNull;
+use kernel::bindings;
+use kernel::types::{AlwaysRefCounted, Opaque};
+
+/// A `struct inode`.
+///
+/// # Invariants
+///
+/// Instances are only reached through a borrow of something that pins the
+/// inode (a referenced dentry) or through a count (`ARef<Inode>`).
+#[repr(transparent)]
+pub(crate) struct Inode(Opaque<bindings::inode>);
+
+// SAFETY: inodes are shared kernel objects used from any task; every field
+// read here is stable while the inode lives or read as the VFS reads it.
+unsafe impl Send for Inode {}
+// SAFETY: as above.
+unsafe impl Sync for Inode {}
+
+// SAFETY: `ihold` and `iput` keep the inode alive while a count is held.
+unsafe impl AlwaysRefCounted for Inode {
+    fn inc_ref(&self) {
+        // SAFETY: `self` is pinned (type invariant), so its count is not 0.
+        unsafe { bindings::ihold(self.0.get()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: the caller gives up one count it owned.
+        unsafe { bindings::iput(obj.cast::<bindings::inode>().as_ptr()) };
+    }
+}
+
+impl Inode {
+    /// The inode behind a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to an inode pinned for at least `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::inode) -> &'a Self {
+        // SAFETY: valid and pinned for `'a` by the caller's promise; `Inode`
+        // wraps `struct inode` transparently.
+        unsafe { &*ptr.cast::<Self>() }
+    }
+
+    /// The raw inode, for the C API.
+    pub(crate) fn as_raw(&self) -> *mut bindings::inode {
+        self.0.get()
+    }
+
+    /// The inode number.
+    pub(crate) fn ino(&self) -> u64 {
+        // SAFETY: pinned (type invariant); `i_ino` never changes.
+        unsafe { (*self.0.get()).i_ino as u64 }
+    }
+
+    /// Device and inode number: what names it in a base file.
+    pub(crate) fn identity(&self) -> [u64; 2] {
+        // SAFETY: pinned (type invariant), and its superblock with it;
+        // neither field changes while it lives.
+        unsafe { [u64::from((*(*self.0.get()).i_sb).s_dev), self.ino()] }
+    }
+
+    /// True once the directory was removed (`rmdir` marks it dead).
+    pub(crate) fn is_dead(&self) -> bool {
+        // SAFETY: pinned (type invariant); `i_flags` is read without a lock,
+        // as `IS_DEADDIR` does.
+        unsafe { (*self.0.get()).i_flags & bindings::S_DEAD != 0 }
+    }
+}

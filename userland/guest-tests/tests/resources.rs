@@ -1,0 +1,203 @@
+//! What a call costs and whose it is: kernel memory charged to the caller's
+//! memory cgroup, a small remembered base, and lost events that cost a
+//! listing of one directory, not of the tree.
+
+use guest_tests::{eventually, pair, Syncer, BASE_FILE};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn sh(script: &str) {
+    let status = Command::new("sh").args(["-c", script]).status().expect("run sh");
+    assert!(status.success(), "{script}");
+}
+
+/// A fresh cgroup2 directory with the memory controller, removed on drop.
+struct Cgroup(PathBuf);
+
+impl Cgroup {
+    fn new(name: &str) -> Cgroup {
+        let root = Path::new("/sys/fs/cgroup");
+        if !root.join("cgroup.controllers").exists() {
+            sh("mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup");
+        }
+        let controllers = fs::read_to_string(root.join("cgroup.controllers")).unwrap();
+        assert!(controllers.contains("memory"), "no memory controller: {controllers:?}");
+        fs::write(root.join("cgroup.subtree_control"), "+memory").unwrap();
+        let dir = root.join(format!("{name}-{}", std::process::id()));
+        fs::create_dir(&dir).unwrap();
+        Cgroup(dir)
+    }
+
+    /// One counter of `memory.stat`, in bytes.
+    fn stat(&self, key: &str) -> u64 {
+        let stat = fs::read_to_string(self.0.join("memory.stat")).unwrap();
+        stat.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in memory.stat"))
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // Emptied once the call's process exited; freed memory stays
+        // charged until reclaimed, which rmdir does not wait for.
+        let _ = eventually(Duration::from_secs(5), || fs::remove_dir(&self.0).is_ok());
+    }
+}
+
+/// `dirs` directories of `per_dir` empty files each, on both sides already
+/// (a start then only has to agree on them).
+fn twin_trees(a: &Path, b: &Path, dirs: usize, per_dir: usize) {
+    for d in 0..dirs {
+        let dir = a.join(format!("dir{d:03}"));
+        fs::create_dir(&dir).unwrap();
+        for f in 0..per_dir {
+            fs::File::create(dir.join(format!("file{f:05}"))).unwrap();
+        }
+    }
+    fs::remove_dir(b).unwrap();
+    sh(&format!("cp -a {} {}", a.display(), b.display()));
+}
+
+/// Waits until the base file stops growing (the start has agreed on every
+/// name and saved them), and returns its size.
+fn settled_base(a: &Path) -> u64 {
+    let size = || fs::metadata(a.join(BASE_FILE)).map(|m| m.len()).unwrap_or(0);
+    let mut last = 0;
+    assert!(
+        eventually(Duration::from_secs(120), || {
+            std::thread::sleep(Duration::from_millis(1500));
+            let now = size();
+            let settled = now > 0 && now == last;
+            last = now;
+            settled
+        }),
+        "the base was never saved"
+    );
+    last
+}
+
+#[test]
+fn a_calls_kernel_memory_is_charged_to_the_callers_memory_cgroup() {
+    let (_s, a, b) = pair("memcg");
+    let names = 20_000u64;
+    twin_trees(&a, &b, 20, 1000);
+    let cgroup = Cgroup::new("rts-memcg");
+    let before = cgroup.stat("slab_unreclaimable");
+    let sync = Syncer::start_in_cgroup(&a, &b, &cgroup.0);
+    settled_base(&a);
+    let during = cgroup.stat("slab_unreclaimable");
+    let charged = during.saturating_sub(before);
+    println!("METRIC memcg: {charged} bytes of unreclaimable slab charged for {names} remembered names");
+    // The base alone is more than 32 bytes a name; a caller whose kernel
+    // thread allocated uncharged would show a few kilobytes (its own
+    // process).
+    assert!(charged >= names * 32, "only {charged} bytes charged to the caller's cgroup for {names} names");
+    sync.stop();
+    // What the call held goes with it (the base is freed on a workqueue,
+    // and charged objects may sit in per-CPU caches a while).
+    let freed = eventually(Duration::from_secs(20), || cgroup.stat("slab_unreclaimable") < before + charged / 4);
+    assert!(freed, "still {} bytes charged after the call ended", cgroup.stat("slab_unreclaimable"));
+}
+
+#[test]
+fn kernel_memory_per_remembered_name_is_small() {
+    let (_s, a, b) = pair("pername");
+    let (dirs, per_dir) = (100, 1000);
+    let names = (dirs * per_dir + dirs) as u64;
+    twin_trees(&a, &b, dirs, per_dir);
+    let cgroup = Cgroup::new("rts-pername");
+    let before = cgroup.stat("slab_unreclaimable");
+    let sync = Syncer::start_in_cgroup(&a, &b, &cgroup.0);
+    let base_bytes = settled_base(&a);
+    let charged = cgroup.stat("slab_unreclaimable").saturating_sub(before);
+    // "dir042/file00042": the path each name is remembered under.
+    let path_len = 16;
+    let per_name = charged / names;
+    println!(
+        "METRIC memory per name: {per_name} bytes of kernel memory per remembered name \
+         ({charged} bytes for {names} names, paths of {path_len} bytes; base file {base_bytes} bytes)"
+    );
+    // A 96-byte tree node and the name's own allocation, and what the
+    // memory cgroup keeps per charged object (8 bytes each); a little for
+    // the directories' marks.
+    assert!(per_name <= 96 + path_len + 2 * 8 + 8, "{per_name} bytes per remembered name");
+    sync.stop();
+}
+
+/// A busy loop, killed on drop (a failing test must not leave it running).
+struct Hog(std::process::Child);
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn lost_events_in_one_directory_rescan_only_that_directory() {
+    let (_s, a, b) = pair("lost");
+    // A large tree beside the directory that loses events: a rescan of the
+    // whole tree would show in the kernel log.
+    let hot_names = 30_000;
+    let hot = a.join("hot");
+    fs::create_dir(&hot).unwrap();
+    for i in 0..hot_names {
+        fs::File::create(hot.join(format!("f{i}"))).unwrap();
+    }
+    twin_trees(&a, &b, 20, 1000);
+    let sync = Syncer::start(&a, &b);
+    settled_base(&a);
+    sh("dmesg -C");
+    // The sync thread shares CPU 0 with a real-time busy loop (which the
+    // kernel's RT throttling leaves 5% of it), the test has CPU 1: the
+    // thread falls behind, and the queue overflows.
+    let thread = fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "usac-sync"))
+        .expect("no usac-sync thread")
+        .file_name();
+    sh(&format!(
+        "taskset -p 1 {} >/dev/null && taskset -p 2 {} >/dev/null",
+        thread.to_string_lossy(),
+        std::process::id()
+    ));
+    let hog = Hog(Command::new("chrt")
+        .args(["-f", "50", "taskset", "-c", "0", "sh", "-c", "while :; do :; done"])
+        .spawn()
+        .unwrap());
+    // 150,000 changes of 30,000 names. Among them, deletes that must hold.
+    let started = Instant::now();
+    for round in 0..5 {
+        let mode = if round % 2 == 0 { 0o600 } else { 0o644 };
+        for i in 0..hot_names {
+            let name = hot.join(format!("f{i}"));
+            if round == 1 && i < 1000 {
+                fs::remove_file(&name).unwrap();
+            } else {
+                let _ = fs::set_permissions(&name, fs::Permissions::from_mode(mode));
+            }
+        }
+    }
+    drop(hog);
+    fs::write(hot.join("after"), b"v1").unwrap();
+    let mode_on_b = |i: usize| fs::metadata(b.join(format!("hot/f{i}"))).map(|m| m.permissions().mode() & 0o777).ok();
+    let converged = eventually(Duration::from_secs(120), || {
+        fs::read(b.join("hot/after")).is_ok_and(|c| c == b"v1")
+            && fs::read_dir(b.join("hot")).unwrap().count() == hot_names - 1000 + 1
+            && (0..hot_names).step_by(97).all(|i| mode_on_b(i) == if i < 1000 { None } else { Some(0o600) })
+    });
+    println!("METRIC lost events: hot directory converged {:?} after the storm began", started.elapsed());
+    assert!(converged, "hot/ on B never matched A after the lost events");
+    let log = String::from_utf8(Command::new("dmesg").output().unwrap().stdout).unwrap();
+    assert!(log.contains("events lost in \"hot\""), "no message for the directory that lost events:\n{log}");
+    assert!(!log.contains("whole tree"), "the whole tree was rescanned:\n{log}");
+    assert_eq!(fs::read_dir(b.join("dir019")).unwrap().count(), 1000);
+    sync.stop();
+}
