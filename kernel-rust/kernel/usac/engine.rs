@@ -628,7 +628,7 @@ impl Engine {
         // the name waits, with its reasons, for that close. A close is
         // reported before its writer's count drops: the side that closed
         // may still look busy.
-        let busy = |s: &Option<(Held, Entry)>| matches!(s, Some((held, e)) if e.kind == Kind::File && held.open_for_write());
+        let busy = written_to;
         let wait = match (why.closed, why.only_changed()) {
             (false, _) => busy(&a) || busy(&b),
             (true, Some(Side::A)) => busy(&b),
@@ -1207,6 +1207,11 @@ impl WorkItem for Finishing {
     fn run(this: Arc<Finishing>) {
         this.engine.finish();
     }
+}
+
+/// True for a regular file some task has open for writing.
+fn written_to(side: &Option<(Held, Entry)>) -> bool {
+    matches!(side, Some((held, e)) if e.kind == Kind::File && held.open_for_write())
 }
 
 /// What a copy put in place: the entry, and a symlink's exact target.

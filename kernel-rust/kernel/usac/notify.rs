@@ -76,11 +76,13 @@ impl InodeId {
 }
 
 /// Receives what the marks see. Called in the task that changed the file,
-/// possibly under the directory's `i_rwsem`: implementations must only
-/// record and wake, never sleep or do I/O.
+/// possibly under the directory's `i_rwsem`, with allocations charged to
+/// the group's memory cgroup: implementations record and wake; they may
+/// sleep to allocate (as inotify's handler does), never do I/O.
 pub(crate) trait EventSink: Send + Sync {
-    /// `name` in the watched directory `dir` changed; `moved` tells the half of a rename it was, with the
-    /// cookie that pairs both halves; `how` what else the event says.
+    /// `name` in the watched directory `dir` changed; `moved` tells the
+    /// half of a rename it was, with the cookie that pairs both halves;
+    /// `how` what else the event says.
     fn changed(&self, dir: &WatchedDir<'_>, name: &[u8], moved: Option<Moved>, how: Change);
     /// The watched directory `dir` itself was deleted, moved or unmounted.
     fn dir_gone(&self, side: Side, dir: &[u8]);
