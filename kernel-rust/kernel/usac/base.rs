@@ -7,6 +7,7 @@
 use crate::memcg::GFP;
 use crate::plan::{Entry, Kind, Time};
 use crate::record::{self, Roots, Unusable};
+use crate::thread;
 use crate::vec;
 use core::cmp::Ordering;
 use kernel::alloc::{KBox, KVVec, KVec};
@@ -226,6 +227,7 @@ impl Base {
         let mut out = KVVec::with_capacity(total, GFP)?;
         out.extend_from_slice(&record::header(roots), GFP)?;
         for (name, a) in self.names.iter() {
+            thread::yield_now();
             let target = self.target_of(name);
             let len = record::record_len(name.0.len(), a.kind, target.len()).ok_or(EINVAL)?;
             let start = out.len();
@@ -257,6 +259,7 @@ impl Base {
         };
         let mut base = Self::new();
         for parsed in records {
+            thread::yield_now();
             let (path, entry, inos, cookies, target) = match parsed {
                 Ok(record) => record,
                 Err(why) => return Ok(Err(why)),

@@ -133,6 +133,7 @@ impl Engine {
         for (side, root) in [(Side::A, a), (Side::B, b)] {
             let mut missing = KVec::new();
             for (path, _) in base.names() {
+                thread::yield_now();
                 if vfs::lookup(root, path)?.is_none() {
                     missing.push(clone_bytes(path)?, GFP)?;
                 }
@@ -554,6 +555,7 @@ impl Engine {
                 if renamed.iter().any(|to| *to == d.path.as_slice()) {
                     why.moved_in = false;
                 }
+                thread::yield_now();
                 if !thread::should_stop() {
                     handle(&d.path, why, &mut work);
                     self.drain(&mut work, &mut handle);
@@ -569,6 +571,7 @@ impl Engine {
         handle: &mut impl FnMut(&[u8], Reason, &mut KVec<Dirty>),
     ) {
         while let Some(item) = vec::pop(work) {
+            thread::yield_now();
             if thread::should_stop() {
                 return;
             }
@@ -1020,6 +1023,7 @@ impl Engine {
         }
         for (side, listing) in [(Side::A, &on_a), (Side::B, &on_b)] {
             for listed in listing.iter().flat_map(|listing| listing.iter()) {
+                thread::yield_now();
                 if thread::should_stop() {
                     return Err(EINTR);
                 }
@@ -1071,6 +1075,7 @@ impl Engine {
         stack.push((clone_bytes(rel)?, false), GFP)?;
         let mut kept = false;
         while let Some((dir, emptied)) = vec::pop(&mut stack) {
+            thread::yield_now();
             if thread::should_stop() {
                 return Err(EINTR);
             }
@@ -1093,6 +1098,7 @@ impl Engine {
                             .transpose()?
                             .map(|e| e.kind)
                             == Some(Kind::Dir));
+                thread::yield_now();
                 if thread::should_stop() {
                     return Err(EINTR);
                 }

@@ -120,6 +120,13 @@ pub(crate) fn should_stop() -> bool {
     unsafe { bindings::kthread_should_stop() }
 }
 
+/// Lets other tasks run if this one used up its turn: a loop over a million
+/// names would otherwise hold its CPU on a kernel without preemption.
+pub(crate) fn yield_now() {
+    // SAFETY: process context; the callers hold no spinlock.
+    unsafe { bindings::usac_cond_resched() };
+}
+
 /// A random number from the kernel's CRNG.
 pub(crate) fn random_u64() -> u64 {
     // SAFETY: no preconditions; may be called from any context.

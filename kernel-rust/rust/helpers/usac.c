@@ -136,6 +136,11 @@ int rust_helper_usac_wait_call_ended(int seen)
 					atomic_read(&usac_calls_ended) != seen);
 }
 
+void rust_helper_usac_cond_resched(void)
+{
+	cond_resched();
+}
+
 /* Guards the table of live real_time_sync(2) calls kept by the Rust core. */
 static DEFINE_MUTEX(usac_registry_mutex);
 
