@@ -283,9 +283,18 @@ pub const BASE_FILE: &str = ".real-time-sync-base";
 /// file must not pass for an empty one.
 pub fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     // Entries may come and go while the sync works (its temporary files, a
-    // test's writer): one gone between listing and reading is skipped here
-    // and caught by the caller's next look.
-    let raced = |err: &io::Error| matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory);
+    // test's writer, a kind conflict it settles): one gone or of another
+    // kind between listing and reading is skipped here and caught by the
+    // caller's next look.
+    let raced = |err: &io::Error| {
+        matches!(
+            err.kind(),
+            io::ErrorKind::NotFound
+                | io::ErrorKind::NotADirectory
+                | io::ErrorKind::IsADirectory
+                | io::ErrorKind::InvalidInput
+        )
+    };
     let meta = fs::metadata(root).unwrap_or_else(|err| panic!("tree root {root:?}: {err}"));
     assert!(meta.is_dir(), "tree root {root:?} is not a directory");
     let mut out = Vec::new();
