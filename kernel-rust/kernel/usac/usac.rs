@@ -6,7 +6,7 @@
 //! `entry.c` copies the two paths from user space and calls
 //! [`usac_real_time_sync`]; everything else lives here.
 
-use kernel::error::code::{EINVAL, ENOENT, ERESTARTNOINTR};
+use kernel::error::code::{EINVAL, ENOENT, ERESTARTNOINTR, ERESTARTSYS};
 use kernel::ffi::{c_char, c_long};
 use kernel::prelude::*;
 use kernel::str::CStr;
@@ -65,7 +65,13 @@ fn real_time_sync(dir_a: &CStr, dir_b: &CStr) -> Result {
     let creds = Cred::of_caller();
     // Kept by the engine until its last save: an unmount and a new call
     // for the pair wait for it.
-    let registration = Registration::new(&a, &b, creds.uid())?;
+    let registration = match Registration::new(&a, &b, creds.uid()) {
+        // A signal came while waiting for the pair's last call to finish:
+        // it ends this call as it would a running one (a restart would
+        // lose it).
+        Err(e) if e == ERESTARTSYS => return ended_by(wait::woken_by_pending_signal()),
+        registration => registration?,
+    };
     let engine = Engine::new(a, b, creds, registration)?;
     engine.watch_roots()?;
     let thread = Thread::spawn(kernel::c_str!("usac-sync"), engine.clone())?;
@@ -77,6 +83,10 @@ fn real_time_sync(dir_a: &CStr, dir_b: &CStr) -> Result {
     // then the rest with the engine. Nothing waits for fsnotify's grace
     // period: what a late handler touches lives on in the marks.
     engine.stop_watching_after(thread);
+    ended_by(woken)
+}
+
+fn ended_by(woken: wait::Woken) -> Result {
     match woken {
         wait::Woken::ByJobControl => Err(ERESTARTNOINTR),
         wait::Woken::BySignal => Ok(()),

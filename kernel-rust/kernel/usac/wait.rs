@@ -18,6 +18,16 @@ pub(crate) enum Woken {
     Done,
 }
 
+/// How a signal pending now ends a call that has not started yet.
+pub(crate) fn woken_by_pending_signal() -> Woken {
+    // SAFETY: reads current's signal state under its own siglock.
+    if unsafe { bindings::usac_only_job_control_pending() } {
+        Woken::ByJobControl
+    } else {
+        Woken::BySignal
+    }
+}
+
 /// Sleeps interruptibly, without polling, until a signal is pending or
 /// `done()` holds; whoever makes `done()` true must wake this task.
 pub(crate) fn until_signal_or(done: impl Fn() -> bool) -> Woken {
@@ -27,12 +37,7 @@ pub(crate) fn until_signal_or(done: impl Fn() -> bool) -> Woken {
         unsafe { bindings::set_current_state_interruptible() };
         // SAFETY: `get_current` returns the running task, valid while it runs.
         if unsafe { bindings::signal_pending(bindings::get_current()) } != 0 {
-            // SAFETY: reads current's signal state under its own siglock.
-            break if unsafe { bindings::usac_only_job_control_pending() } {
-                Woken::ByJobControl
-            } else {
-                Woken::BySignal
-            };
+            break woken_by_pending_signal();
         }
         if done() {
             break Woken::Done;
