@@ -140,16 +140,21 @@ pub struct Syncer {
 impl Syncer {
     /// Starts mirroring and returns once the process is inside the call.
     pub fn start(a: &Path, b: &Path) -> Syncer {
-        let child = Command::new(cli_path())
-            .arg(a)
-            .arg(b)
+        let mut cli = Command::new(cli_path());
+        cli.arg(a).arg(b);
+        Syncer::spawn(cli)
+    }
+
+    /// Spawns `command` (which runs the CLI in the end), in a group of its
+    /// own whose parent (we) is outside it: never an orphaned group, in which
+    /// the kernel drops SIGTSTP. Returns once it is inside the call.
+    fn spawn(mut command: Command) -> Syncer {
+        let child = command
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
-            // A group of its own whose parent (we) is outside it: never an
-            // orphaned group, in which the kernel drops SIGTSTP.
             .process_group(0)
             .spawn()
-            .expect("spawn real-time-sync");
+            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
         let syncer = Syncer { child };
         syncer.wait_in_call(Duration::from_secs(60));
         syncer
@@ -224,37 +229,17 @@ impl Syncer {
     /// Like [`Syncer::start`], as user and group 65534 without supplementary
     /// groups.
     pub fn start_as_nobody(a: &Path, b: &Path) -> Syncer {
-        let child = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(cli_path())
-            .arg(a)
-            .arg(b)
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn setpriv real-time-sync");
-        let syncer = Syncer { child };
-        syncer.wait_in_call(Duration::from_secs(60));
-        syncer
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(cli_path()).arg(a).arg(b);
+        Syncer::spawn(setpriv)
     }
 
     /// Like [`Syncer::start`], in the cgroup `cgroup` (a cgroup2 directory)
     /// from before the call.
     pub fn start_in_cgroup(a: &Path, b: &Path, cgroup: &Path) -> Syncer {
-        let child = Command::new("sh")
-            .args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
-            .arg(cgroup)
-            .arg(cli_path())
-            .arg(a)
-            .arg(b)
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .expect("spawn real-time-sync in a cgroup");
-        let syncer = Syncer { child };
-        syncer.wait_in_call(Duration::from_secs(60));
-        syncer
+        let mut sh = Command::new("sh");
+        sh.args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""]).arg(cgroup).arg(cli_path()).arg(a).arg(b);
+        Syncer::spawn(sh)
     }
 
     /// Ends the call with SIGINT and checks it returned 0.

@@ -13,42 +13,20 @@ fn dir() -> Entry {
     Entry { kind: Kind::Dir, size: 0, mtime: at(0), mode: 0o755, uid: 1000, gid: 1000 }
 }
 
-const ON_A: Reason = Reason {
-    changed_a: true,
-    changed_b: false,
-    rescan: false,
-    closed: false,
-    moved_in: false,
-    created: false,
-    shallow: false,
-};
-const ON_B: Reason = Reason {
-    changed_a: false,
-    changed_b: true,
-    rescan: false,
-    closed: false,
-    moved_in: false,
-    created: false,
-    shallow: false,
-};
-const BOTH: Reason = Reason {
-    changed_a: true,
-    changed_b: true,
-    rescan: false,
-    closed: false,
-    moved_in: false,
-    created: false,
-    shallow: false,
-};
-const SCAN: Reason = Reason {
+/// No event and no scan named the entry.
+const NONE: Reason = Reason {
     changed_a: false,
     changed_b: false,
-    rescan: true,
+    rescan: false,
     closed: false,
     moved_in: false,
     created: false,
     shallow: false,
 };
+const ON_A: Reason = Reason { changed_a: true, ..NONE };
+const ON_B: Reason = Reason { changed_b: true, ..NONE };
+const BOTH: Reason = Reason { changed_a: true, changed_b: true, ..NONE };
+const SCAN: Reason = Reason { rescan: true, ..NONE };
 
 #[test]
 fn new_file_is_copied_to_the_other_side() {
@@ -372,16 +350,6 @@ proptest! {
 /// The three-way rules (the base is what both sides last agreed on).
 mod with_base {
     use super::*;
-
-    const NONE: Reason = Reason {
-        changed_a: false,
-        changed_b: false,
-        rescan: false,
-        closed: false,
-        moved_in: false,
-        created: false,
-        shallow: false,
-    };
 
     #[test]
     fn a_delete_on_one_side_is_mirrored_even_by_a_scan() {
