@@ -440,9 +440,13 @@ fn bad_buffers_are_efault() {
 }
 
 /// (sum of VmSize, sum of VmRSS) over /proc/*/status.
-fn proc_sums() -> (u64, u64) {
+/// VmSize and VmRSS summed over /proc, without the process `skip`.
+fn proc_sums(skip: Option<i32>) -> (u64, u64) {
     let mut sums = (0, 0);
     for process in procfs::process::all_processes().expect("read /proc").flatten() {
+        if Some(process.pid) == skip {
+            continue;
+        }
         let Ok(status) = process.status() else { continue };
         sums.0 += status.vmsize.unwrap_or(0);
         sums.1 += status.vmrss.unwrap_or(0);
@@ -450,13 +454,15 @@ fn proc_sums() -> (u64, u64) {
     sums
 }
 
-fn assert_total_near_proc(shared_kb: (u64, u64)) -> TotalMemStats {
-    let before = proc_sums();
+/// The call's totals lie between two sums over /proc taken around it, with
+/// `skip` (a process that shares an address space listed already) left out.
+fn assert_total_near_proc(skip: Option<i32>) -> TotalMemStats {
+    let before = proc_sums(skip);
     let t = get_total_mem_stats().expect("get_total_mem_stats");
-    let after = proc_sums();
+    let after = proc_sums(skip);
     // Our own process moves while /proc is read: 1 MiB of slack.
     let near = |v: u64, a: u64, b: u64| v + 1024 >= a.min(b) && v <= a.max(b) + 1024;
-    let (size, rss) = (t.total_reserved_kb + shared_kb.0, t.total_committed_kb + shared_kb.1);
+    let (size, rss) = (t.total_reserved_kb, t.total_committed_kb);
     println!("METRIC total: call {size}/{rss} kB, /proc sums {before:?} then {after:?}");
     assert!(near(size, before.0, after.0), "VmSize sum {before:?}/{after:?} vs {size}");
     assert!(near(rss, before.1, after.1), "VmRSS sum {before:?}/{after:?} vs {rss}");
@@ -466,7 +472,7 @@ fn assert_total_near_proc(shared_kb: (u64, u64)) -> TotalMemStats {
 #[test]
 fn get_total_mem_stats_matches_the_sums_over_proc() {
     let _children: Vec<Sleeper> = (0..3).map(|_| Sleeper::new(None)).collect();
-    assert_total_near_proc((0, 0));
+    assert_total_near_proc(None);
 }
 
 extern "C" fn paused(_: *mut libc::c_void) -> libc::c_int {
@@ -491,15 +497,25 @@ fn get_total_mem_stats_counts_a_shared_address_space_once() {
     };
     assert!(pid > 0, "clone");
     std::thread::sleep(Duration::from_millis(200));
-    let shared = (status_kb(pid, "VmSize").unwrap_or(0), status_kb(pid, "VmRSS").unwrap_or(0));
-    let result = std::panic::catch_unwind(|| assert_total_near_proc(shared));
+    let shared = status_kb(pid, "VmSize").unwrap_or(0);
+    // Counted once: the sums without the second process, and well below
+    // the sums with it (which count our address space twice).
+    let result = std::panic::catch_unwind(|| {
+        let t = assert_total_near_proc(Some(pid));
+        let twice = proc_sums(None).0;
+        assert!(
+            t.total_reserved_kb + shared / 2 < twice,
+            "{} kB counts {shared} kB twice ({twice})",
+            t.total_reserved_kb
+        );
+    });
     // SAFETY: our own child.
     unsafe {
         libc::kill(pid, libc::SIGKILL);
         libc::waitpid(pid, ptr::null_mut(), 0);
     }
     drop(stack);
-    assert!(shared.0 > 0);
+    assert!(shared > 0);
     result.expect("total vs /proc");
 }
 
