@@ -588,6 +588,10 @@ impl Engine {
             // Symlinks are equal when their targets are, whatever the times
             // (the sync cannot set them): see `settle_links`.
             entry.mtime = Time::default();
+        } else if !self.root(side.other()).inode().keeps_acls() && held.has_acl()? {
+            // What a side without ACLs can hold of an entry with one: its
+            // owner's bits alone (`vfs::mkdir`, `vfs::copy_file`).
+            entry.mode &= !0o077;
         }
         Ok(Some((held, entry)))
     }
@@ -671,13 +675,20 @@ impl Engine {
         let [base_now, a_now, b_now] = self.with_link_classes(rel, agreed, &a, &b)?;
         let done = match plan::decide(base_now, a_now, b_now, why) {
             Action::Nothing => match (&a, &b) {
-                // Alike now: recorded again if anything of the record is
-                // stale (an inode renamed in that looks the same).
-                (Some((ha, x)), Some((hb, y)))
-                    if x.kind == y.kind
-                        && (agreed != Some(*x) || ids.inos != [ha.ino(), hb.ino()]) =>
-                {
-                    self.agreed(rel, x)
+                (Some((ha, x)), Some((hb, y))) if x.kind == y.kind => {
+                    // Alike by what the planner sees; an ACL may have changed
+                    // alone (`setfacl` keeps the permission bits).
+                    if let Some(from) = why.only_changed().filter(|_| x.kind != Kind::Symlink) {
+                        let (src, dst) = if from == Side::A { (ha, hb) } else { (hb, ha) };
+                        vfs::mirror_acls(src, dst, x.kind == Kind::Dir)?;
+                    }
+                    // Recorded again if anything of the record is stale (an
+                    // inode renamed in that looks the same).
+                    if agreed != Some(*x) || ids.inos != [ha.ino(), hb.ino()] {
+                        self.agreed(rel, x)
+                    } else {
+                        Ok(())
+                    }
                 }
                 (None, None) if agreed.is_some() => self.forgotten(rel),
                 _ => Ok(()),
@@ -693,7 +704,12 @@ impl Engine {
                 if entry(on).is_some() {
                     self.remove_tree(on, rel, recent)?;
                 }
-                vfs::mkdir(self.root(on), rel, src.mode)?;
+                vfs::mkdir(
+                    self.root(on),
+                    rel,
+                    src.mode,
+                    held(on.other()).ok_or(ENOENT)?,
+                )?;
                 self.agreed(rel, &src)?;
                 push_scan(work, rel)
             }
@@ -761,9 +777,9 @@ impl Engine {
         }
     }
 
-    /// Gives the entry on the other side of `from` the permission bits of
-    /// `from`'s, as far as its owner may carry them; the very inode that
-    /// was looked at, not whatever the name holds by now.
+    /// Gives the entry on the other side of `from` the permission bits and
+    /// ACLs of `from`'s, as far as its owner may carry them; the very inode
+    /// that was looked at, not whatever the name holds by now.
     fn copy_mode(
         &self,
         from: Side,
@@ -774,12 +790,8 @@ impl Engine {
             Side::A => (a, b),
             Side::B => (b, a),
         };
-        let ((_, src), (held, dst)) = (src.as_ref().ok_or(ENOENT)?, dst.as_ref().ok_or(ENOENT)?);
-        let mode = src.mode_for_copy_owned_by(dst.uid, dst.gid);
-        if mode == dst.mode {
-            return Ok(());
-        }
-        vfs::chmod(held, mode)
+        let ((like, src), (held, dst)) = (src.as_ref().ok_or(ENOENT)?, dst.as_ref().ok_or(ENOENT)?);
+        vfs::chmod(held, src.mode_for_copy_owned_by(dst.uid, dst.gid), like)
     }
 
     /// True when both sides' regular files hold the same bytes.

@@ -65,6 +65,13 @@ impl Inode {
         unsafe { [u64::from((*(*self.0.get()).i_sb).s_dev), self.ino()] }
     }
 
+    /// True when its file system keeps POSIX ACLs.
+    pub(crate) fn keeps_acls(&self) -> bool {
+        // SAFETY: the inode is valid (type invariant), and its superblock
+        // outlives it.
+        unsafe { bindings::usac_keeps_acls(self.0.get()) }
+    }
+
     /// True once the directory was removed (`rmdir` marks it dead).
     pub(crate) fn is_dead(&self) -> bool {
         // SAFETY: pinned (type invariant); `i_flags` is read without a lock,

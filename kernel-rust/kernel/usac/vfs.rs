@@ -9,13 +9,16 @@ use crate::inode::Inode;
 use crate::memcg::GFP;
 use crate::path::DirPath;
 use crate::plan::{Entry, Kind, Time};
+use core::marker::PhantomData;
+use core::ptr::NonNull;
 use kernel::alloc::{KVVec, KVec};
 use kernel::bindings;
 use kernel::error::{
-    code::{EEXIST, EINTR, EINVAL, EIO, EISDIR, ENOENT, ENOTDIR, EXDEV},
+    code::{EAGAIN, EEXIST, EINTR, EINVAL, EIO, EISDIR, ENOENT, ENOMEM, ENOTDIR, EXDEV},
     from_err_ptr, to_result, Error, Result,
 };
 use kernel::ffi::{c_char, c_int, c_uint};
+use kernel::{c_str, str::CStr};
 
 /// Largest piece copied in one go: the stop check runs between pieces.
 const COPY_CHUNK: usize = 4 << 20;
@@ -103,6 +106,20 @@ impl Held {
     fn idmap(&self) -> *mut bindings::mnt_idmap {
         // SAFETY: the mount is referenced (type invariant).
         unsafe { bindings::mnt_idmap(self.0.mnt) }
+    }
+
+    fn at(&self) -> At<'_> {
+        // INVARIANT: `self` pins its mount and dentry while the borrow lasts.
+        At {
+            idmap: self.idmap(),
+            dentry: self.dentry(),
+            _pinned: PhantomData,
+        }
+    }
+
+    /// True when the entry has an access ACL beyond its permission bits.
+    pub(crate) fn has_acl(&self) -> Result<bool> {
+        Ok(Acl::of(self.at(), AclKind::Access)?.is_some())
     }
 
     /// What the entry is, for the planner.
@@ -361,6 +378,184 @@ impl OpenFile {
         // SAFETY: as above.
         unsafe { (*self.0).f_path.mnt }
     }
+
+    fn at(&self) -> At<'_> {
+        // INVARIANT: the open file pins its mount and dentry.
+        At {
+            // SAFETY: the mount is pinned by the open file.
+            idmap: unsafe { bindings::mnt_idmap(self.mnt()) },
+            dentry: self.dentry(),
+            _pinned: PhantomData,
+        }
+    }
+}
+
+/// One of an inode's POSIX ACLs.
+#[derive(Clone, Copy)]
+enum AclKind {
+    /// Who may access the inode.
+    Access,
+    /// What entries made in a directory inherit.
+    Default,
+}
+
+impl AclKind {
+    fn name(self) -> &'static CStr {
+        match self {
+            Self::Access => c_str!("system.posix_acl_access"),
+            Self::Default => c_str!("system.posix_acl_default"),
+        }
+    }
+}
+
+/// A dentry and the idmap of its mount, as the ACL calls take them.
+///
+/// # Invariants
+///
+/// Both are pinned for `'a` (by the [`Held`] or [`OpenFile`] they came
+/// from), and the dentry is positive.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    idmap: *mut bindings::mnt_idmap,
+    dentry: *mut bindings::dentry,
+    _pinned: PhantomData<&'a ()>,
+}
+
+/// A POSIX ACL read from an inode.
+///
+/// # Invariants
+///
+/// `self.0` holds one reference on a valid `posix_acl`.
+struct Acl(NonNull<bindings::posix_acl>);
+
+impl Drop for Acl {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference (type invariant).
+        unsafe { bindings::posix_acl_release(self.0.as_ptr()) };
+    }
+}
+
+fn eopnotsupp() -> Error {
+    Error::from_errno(-(bindings::EOPNOTSUPP as c_int))
+}
+
+impl Acl {
+    /// The ACL `kind` of `at`: `None` when it has none (its permission bits
+    /// say all), or its file system keeps none.
+    fn of(at: At<'_>, kind: AclKind) -> Result<Option<Self>> {
+        // SAFETY: `at` is pinned and positive (type invariant); the name is
+        // NUL-terminated.
+        let acl = unsafe { bindings::vfs_get_acl(at.idmap, at.dentry, kind.name().as_char_ptr()) };
+        match from_err_ptr(acl) {
+            // INVARIANT: `vfs_get_acl` hands out a reference.
+            Ok(acl) => Ok(NonNull::new(acl).map(Self)),
+            Err(e) if e == eopnotsupp() || e.to_errno() == -(bindings::ENODATA as c_int) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A copy of its own: `vfs_set_acl` rewrites IDs in place for an
+    /// idmapped mount, and what `of` returned is the source inode's cached
+    /// ACL (overlayfs's copy-up clones for the same reason).
+    fn clone(&self) -> Result<Self> {
+        // SAFETY: a valid ACL (type invariant); charged as `GFP` is.
+        let copy =
+            unsafe { bindings::posix_acl_clone(self.0.as_ptr(), bindings::GFP_KERNEL_ACCOUNT) };
+        // INVARIANT: a new ACL with one reference, ours.
+        NonNull::new(copy).map(Self).ok_or(ENOMEM)
+    }
+
+    /// Tag, permissions and ID of each entry.
+    fn entries(&self) -> impl Iterator<Item = (i16, u16, u32)> + '_ {
+        // SAFETY: a valid ACL (type invariant); an ACL is replaced, never
+        // changed, once an inode holds it.
+        let acl = unsafe { self.0.as_ref() };
+        // SAFETY: an ACL holds `a_count` entries.
+        let entries = unsafe { acl.a_entries.as_slice(acl.a_count as usize) };
+        entries.iter().map(|e| {
+            // SAFETY: both members of the union are one `u32` wrapper.
+            let id = unsafe { e.__bindgen_anon_1.e_uid.val };
+            (e.e_tag, e.e_perm, id)
+        })
+    }
+}
+
+fn same_acl(x: &Option<Acl>, y: &Option<Acl>) -> bool {
+    match (x, y) {
+        (None, None) => true,
+        (Some(x), Some(y)) => x.entries().eq(y.entries()),
+        _ => false,
+    }
+}
+
+/// Makes the ACL `kind` of `to` what that of `from` is, none included (a
+/// new file inherits its directory's default ACL, which a source without
+/// one must not gain). `EOPNOTSUPP` when `from` has one and `to`'s file
+/// system keeps none.
+fn copy_acl(from: At<'_>, to: At<'_>, kind: AclKind) -> Result {
+    let acl = Acl::of(from, kind)?;
+    if same_acl(&acl, &Acl::of(to, kind)?) {
+        return Ok(());
+    }
+    let name = kind.name().as_char_ptr();
+    match acl {
+        Some(acl) => {
+            let acl = acl.clone()?;
+            // SAFETY: `to` is pinned and positive (type invariant), its inode
+            // unlocked (`vfs_set_acl` locks it); `acl` is ours, and the file
+            // system takes references of its own.
+            to_result(unsafe { bindings::vfs_set_acl(to.idmap, to.dentry, name, acl.0.as_ptr()) })
+        }
+        // SAFETY: as above.
+        None => match to_result(unsafe { bindings::vfs_remove_acl(to.idmap, to.dentry, name) }) {
+            Err(e) if e == eopnotsupp() || e.to_errno() == -(bindings::ENODATA as c_int) => Ok(()),
+            other => other,
+        },
+    }
+}
+
+fn acl_kinds(dir: bool) -> &'static [AclKind] {
+    if dir {
+        &[AclKind::Access, AclKind::Default]
+    } else {
+        &[AclKind::Access]
+    }
+}
+
+/// Gives the entry `to` the ACLs of `from` where they differ: `setfacl`
+/// changes an ACL alone, with the permission bits as they were. Nothing
+/// when `from`'s file system keeps no ACLs (it has none to give), or
+/// `to`'s keeps none (its mode was narrowed instead).
+pub(crate) fn mirror_acls(from: &Held, to: &Held, dir: bool) -> Result {
+    if !from.as_inode().keeps_acls() || !to.as_inode().keeps_acls() {
+        return Ok(());
+    }
+    let _write = MountWrite::get(to.mnt())?;
+    for &kind in acl_kinds(dir) {
+        copy_acl(from.at(), to.at(), kind)?;
+    }
+    Ok(())
+}
+
+/// Gives `to` the ACLs of `from` (the default ACL too, for directories),
+/// and answers `mode` for `to`: `mode` itself where the ACLs came along,
+/// or its owner's bits alone where `to` keeps no ACLs and `from` has one,
+/// so that no copy is more permissive than its source.
+fn copy_acls(from: At<'_>, to: At<'_>, dir: bool, mode: u32) -> Result<u32> {
+    let mut narrowed = mode;
+    for &kind in acl_kinds(dir) {
+        match copy_acl(from, to, kind) {
+            // A default ACL grants nothing on the directory itself.
+            Err(e) if e == eopnotsupp() && matches!(kind, AclKind::Access) => {
+                narrowed = mode & !0o077
+            }
+            Err(e) if e == eopnotsupp() => (),
+            other => other?,
+        }
+    }
+    Ok(narrowed)
 }
 
 /// The names of a directory, in one buffer: a directory of many thousand
@@ -501,7 +696,7 @@ pub(crate) fn list_dir(root: &DirPath, rel: &[u8], stop: &dyn Fn() -> bool) -> R
         // which outlives the call.
         to_result(unsafe { bindings::iterate_dir(dir.0, &mut lister.ctx) })?;
         if lister.failed {
-            return Err(kernel::error::code::ENOMEM);
+            return Err(ENOMEM);
         }
         if lister.stopped {
             return Err(EINTR);
@@ -643,8 +838,10 @@ pub(crate) fn rmdir(root: &DirPath, rel: &[u8]) -> Result {
     to_result(unsafe { bindings::vfs_rmdir(parent.idmap(), locked.dir_inode(), child.0) })
 }
 
-/// Creates the directory `rel` with `mode`.
-pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: u32) -> Result {
+/// Creates the directory `rel` with `mode` and the ACLs of `like` (the
+/// source directory); a target that keeps no ACLs where `like` has one
+/// gets its owner's bits alone.
+pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: u32, like: &Held) -> Result {
     let (parent, name) = parent_of(root, rel)?;
     let _write = MountWrite::get(parent.mnt())?;
     let locked = LockedParent::lock(&parent);
@@ -658,7 +855,23 @@ pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: u32) -> Result {
             child.0,
             mode as bindings::umode_t,
         )
-    })
+    })?;
+    if child.is_negative() {
+        // Made, but not bound to this dentry (some network file systems):
+        // its ACLs and mode come with the next scan of its parent.
+        return Err(EAGAIN);
+    }
+    // INVARIANT: the new directory's dentry is referenced by `child` and
+    // positive; its parent stays locked, which the VFS's parent-then-child
+    // lock order allows for the child's inode lock the calls below take.
+    let made = At {
+        idmap: parent.idmap(),
+        dentry: child.0,
+        _pinned: PhantomData,
+    };
+    let mode = copy_acls(like.at(), made, true, mode)?;
+    // The parent's default ACL may have masked the mode it was made with.
+    set_mode(made, mode)
 }
 
 /// What a rename does to an existing target.
@@ -832,28 +1045,34 @@ fn owner_of(file: &OpenFile) -> (u32, u32) {
     }
 }
 
-/// Sets the permission bits of the entry `held`: the inode that was looked
-/// at, never whatever its name holds by now.
-pub(crate) fn chmod(held: &Held, mode: u32) -> Result {
+/// Sets the permission bits of the entry `held` (the inode that was looked
+/// at, never whatever its name holds by now) and the ACLs of `like`, whose
+/// mode `mode` is (narrowed as [`mkdir`] does).
+pub(crate) fn chmod(held: &Held, mode: u32, like: &Held) -> Result {
     let _write = MountWrite::get(held.mnt())?;
-    let inode = held.inode();
+    let dir = held.stat()?.kind == Kind::Dir;
+    let mode = copy_acls(like.at(), held.at(), dir, mode)?;
+    set_mode(held.at(), mode)
+}
+
+/// Sets the permission bits of the inode at `at`, unless it has them.
+fn set_mode(at: At<'_>, mode: u32) -> Result {
+    // SAFETY: the dentry is pinned and positive (type invariant of `At`).
+    let inode = unsafe { (*at.dentry).d_inode };
+    // SAFETY: the inode is pinned by its dentry.
+    let now = u32::from(unsafe { (*inode).i_mode });
+    if now & 0o7777 == mode & 0o7777 {
+        return Ok(());
+    }
     // SAFETY: plain data, the fields we set are marked in `ia_valid`.
     let mut attr: bindings::iattr = unsafe { core::mem::zeroed() };
     attr.ia_valid = bindings::ATTR_MODE | bindings::ATTR_CTIME;
-    // SAFETY: the inode is pinned by `held`.
-    let fmt = u32::from(unsafe { (*inode).i_mode }) & bindings::S_IFMT;
-    attr.ia_mode = (fmt | mode & 0o7777) as bindings::umode_t;
+    attr.ia_mode = (now & bindings::S_IFMT | mode & 0o7777) as bindings::umode_t;
     // SAFETY: `notify_change` wants the inode locked.
     unsafe { bindings::inode_lock(inode) };
-    // SAFETY: as above.
-    let ret = unsafe {
-        bindings::notify_change(
-            held.idmap(),
-            held.dentry(),
-            &mut attr,
-            core::ptr::null_mut(),
-        )
-    };
+    // SAFETY: as above; no delegated inode is asked for.
+    let ret =
+        unsafe { bindings::notify_change(at.idmap, at.dentry, &mut attr, core::ptr::null_mut()) };
     // SAFETY: locked just above.
     unsafe { bindings::inode_unlock(inode) };
     to_result(ret)
@@ -884,7 +1103,13 @@ pub(crate) fn copy_file(
     // owner; any other copy is the caller's, without setuid and setgid.
     let owner = may_chown().then_some((seen.uid, seen.gid));
     let (uid, gid) = owner.unwrap_or_else(|| owner_of(&to));
-    let mode = seen.mode_for_copy_owned_by(uid, gid);
+    // Before the owner changes: a caller may set ACLs on its own files.
+    let mode = copy_acls(
+        src.at(),
+        to.at(),
+        false,
+        seen.mode_for_copy_owned_by(uid, gid),
+    )?;
     if let Some(small) = usize::try_from(seen.size)
         .ok()
         .filter(|&n| n <= BUFFERED_COPY_MAX)

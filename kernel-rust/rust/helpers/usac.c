@@ -7,6 +7,7 @@
 #include <linux/memcontrol.h>
 #include <linux/mount.h>
 #include <linux/mutex.h>
+#include <linux/posix_acl.h>
 #include <linux/ratelimit.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
@@ -77,6 +78,17 @@ void rust_helper_inode_lock_shared(struct inode *inode)
 void rust_helper_inode_unlock_shared(struct inode *inode)
 {
 	inode_unlock_shared(inode);
+}
+
+void rust_helper_posix_acl_release(struct posix_acl *acl)
+{
+	posix_acl_release(acl);
+}
+
+/* True when the inode's file system keeps POSIX ACLs. */
+bool rust_helper_usac_keeps_acls(const struct inode *inode)
+{
+	return IS_POSIXACL(inode);
 }
 
 bool rust_helper_inode_is_open_for_write(const struct inode *inode)

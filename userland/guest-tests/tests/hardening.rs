@@ -234,3 +234,123 @@ fn symlinks_whose_targets_differ_in_one_byte_are_mirrored_exactly() {
     }
     sync.stop();
 }
+
+/// The ACL of `p` as `getfacl` prints it, without the header naming the file.
+fn acl(p: &Path) -> String {
+    let out = Command::new("getfacl").args(["--omit-header", "--absolute-names"]).arg(p).output().expect("run getfacl");
+    assert!(out.status.success(), "getfacl {}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// True when user 65534 (with no groups) can read the file `p`.
+fn nobody_reads(p: &Path) -> bool {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+        .arg(p)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run setpriv")
+        .success()
+}
+
+/// A pair that user 65534 may walk into, as a shared backup tree would be.
+fn open_pair(name: &str) -> (Scratch, std::path::PathBuf, std::path::PathBuf) {
+    let (s, a, b) = pair(name);
+    for dir in [&s.root, &a, &b] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (s, a, b)
+}
+
+#[test]
+fn a_deny_entry_for_a_user_holds_on_the_copy() {
+    let (s, a, b) = open_pair("acl-deny");
+    s.file("a/open", b"anyone");
+    s.file("a/before", b"not for 65534");
+    sh(&format!("chmod 0644 {0}/open {0}/before && setfacl -m u:65534:--- {0}/before", a.display()));
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("open"), b"anyone") && arrives(&b.join("before"), b"not for 65534"));
+    // The control: 65534 reaches B's files, and reads the one without an ACL.
+    assert!(nobody_reads(&b.join("open")), "65534 cannot read B/open: the check below would prove nothing");
+    assert!(
+        !nobody_reads(&b.join("before")),
+        "copy readable by the user its source denies:\n{}",
+        acl(&b.join("before"))
+    );
+    assert_eq!(acl(&b.join("before")), acl(&a.join("before")));
+    // An ACL set later, on a file already mirrored: setfacl keeps the mode.
+    s.file("a/later", b"denied later");
+    fs::set_permissions(a.join("later"), fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(arrives(&b.join("later"), b"denied later"));
+    assert!(nobody_reads(&b.join("later")));
+    sh(&format!("setfacl -m u:65534:--- {}/later", a.display()));
+    assert_eq!(mode(&a.join("later")), 0o644, "setfacl changed the mode: the test would not test an ACL alone");
+    assert!(
+        eventually(ARRIVAL, || !nobody_reads(&b.join("later"))),
+        "ACL set later not mirrored:\n{}",
+        acl(&b.join("later"))
+    );
+    assert_eq!(acl(&b.join("later")), acl(&a.join("later")));
+    // Taken away on B: mirrored back to A.
+    sh(&format!("setfacl -b {}/later", b.display()));
+    assert!(
+        eventually(ARRIVAL, || nobody_reads(&a.join("later"))),
+        "ACL removal not mirrored:\n{}",
+        acl(&a.join("later"))
+    );
+    sync.stop();
+}
+
+#[test]
+fn a_directorys_default_acl_is_mirrored_and_a_copy_gains_none_it_lacks() {
+    let (s, a, b) = open_pair("acl-default");
+    s.dir("a/d");
+    sh(&format!("setfacl -d -m u:65534:--- {}/d", a.display()));
+    // B's directory has a default ACL the source file does not carry.
+    s.dir("b/inherit");
+    sh(&format!("setfacl -d -m u:65534:--- {}/inherit", b.display()));
+    s.dir("a/inherit");
+    s.file("a/inherit/plain", b"plain");
+    fs::set_permissions(a.join("inherit/plain"), fs::Permissions::from_mode(0o644)).unwrap();
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("inherit/plain"), b"plain"));
+    assert!(eventually(ARRIVAL, || acl(&b.join("d")) == acl(&a.join("d"))), "default ACL:\n{}", acl(&b.join("d")));
+    assert_eq!(acl(&b.join("inherit/plain")), acl(&a.join("inherit/plain")), "the copy kept an inherited ACL");
+    // A file made in the mirrored directory inherits the same on both sides.
+    s.file("a/d/new", b"new");
+    assert!(arrives(&b.join("d/new"), b"new"));
+    assert_eq!(acl(&b.join("d/new")), acl(&a.join("d/new")));
+    sync.stop();
+}
+
+#[test]
+fn a_copy_on_a_file_system_without_acls_keeps_its_owners_bits_alone() {
+    let (s, a, b) = open_pair("acl-ramfs");
+    sh(&format!("mount -t ramfs -o mode=755 ramfs {}", b.display()));
+    let _unmount = Unmount(b.clone());
+    s.file("a/denied", b"not for 65534");
+    s.file("a/open", b"anyone");
+    sh(&format!("chmod 0644 {0}/open {0}/denied && setfacl -m u:65534:--- {0}/denied", a.display()));
+    let before = acl(&a.join("denied"));
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("denied"), b"not for 65534") && arrives(&b.join("open"), b"anyone"));
+    assert!(nobody_reads(&b.join("open")));
+    assert_eq!(mode(&b.join("open")), 0o644, "a file without an ACL was narrowed");
+    assert_eq!(mode(&b.join("denied")), 0o600, "a copy more permissive than its source");
+    assert!(!nobody_reads(&b.join("denied")));
+    // Nothing flows back: the source keeps its mode and ACL.
+    sleep(Duration::from_millis(500));
+    assert_eq!(acl(&a.join("denied")), before);
+    assert_eq!(mode(&a.join("denied")), 0o644);
+    sync.stop();
+}
+
+/// Unmounts a test mount when the test ends, passed or not.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
