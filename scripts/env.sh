@@ -6,15 +6,19 @@ KVER=6.12
 KSRC_TARBALL=/usr/src/linux-source-$KVER.tar.xz
 PRISTINE=$CACHE/pristine/linux-source-$KVER   # untouched Debian source
 KSRC=$CACHE/linux-source-$KVER                 # source with our changes applied
-KOUT=$CACHE/build                              # out-of-tree build
+# `scripts/test --kasan` sets the flavour: a sanitizer kernel in a build tree of
+# its own, made with clang (the kernel takes Rust with KASAN only from clang).
+FLAVOUR=${REAL_TIME_SYNC_FLAVOUR:-}
+KOUT=$CACHE/build${FLAVOUR:+-$FLAVOUR}          # out-of-tree build
 BZIMAGE=$KOUT/arch/x86/boot/bzImage
 KHEADERS=$CACHE/headers                        # make headers_install output
 # The standard library's source of the installed rustc (rust-web-src): the
 # version comes from the compiler, so a Debian point release moves both.
 RUST_LIB_SRC=/usr/src/rustc-$(/usr/bin/rustc --version 2>/dev/null | cut -d' ' -f2)/library
 VENV=$CACHE/venv                               # virtme-ng (scripts/setup)
-KMAKE=(make -C "$KSRC" O="$KOUT" RUSTC=/usr/bin/rustc
-       BINDGEN="$HOME/.cargo/bin/bindgen" RUST_LIB_SRC="$RUST_LIB_SRC")
+KMAKE_VARS=(RUSTC=/usr/bin/rustc BINDGEN="$HOME/.cargo/bin/bindgen" RUST_LIB_SRC="$RUST_LIB_SRC")
+[ -z "$FLAVOUR" ] || KMAKE_VARS+=(LLVM=1)
+KMAKE=(make -C "$KSRC" O="$KOUT" "${KMAKE_VARS[@]}")
 # rustup's cargo when there is one, else Debian's (cargo-web, /usr/bin/cargo);
 # bindgen from cargo install; vng from the venv.
 export PATH="$VENV/bin:$HOME/.cargo/bin:$PATH"

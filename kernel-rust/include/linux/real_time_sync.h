@@ -5,9 +5,9 @@
 struct vfsmount;
 
 #ifdef CONFIG_REAL_TIME_SYNC
-void real_time_sync_umount(struct vfsmount *mnt, int flags);
+void real_time_sync_umount(struct vfsmount *mnt);
 #else
-static inline void real_time_sync_umount(struct vfsmount *mnt, int flags)
+static inline void real_time_sync_umount(struct vfsmount *mnt)
 {
 }
 #endif

@@ -36,17 +36,16 @@ SYSCALL_DEFINE2(real_time_sync, const char __user *, dir_a,
 }
 
 /*
- * Called by umount(2) once it may unmount @mnt: every call with a root on
+ * Called by umount(2) once it has unmounted @mnt: every call with a root on
  * @mnt ends with -ENOENT, and the unmount waits until they have let go of
- * the mount, so that they do not make it fail with -EBUSY. An expiry
- * (MNT_EXPIRE) only takes mounts nobody uses: it ends nothing.
+ * the file system (their private clones of @mnt), so that it is released
+ * when umount(2) returns. The calls hold no reference on @mnt itself: an
+ * unmount that fails with -EBUSY was busy for others, and ends nothing.
  */
-void real_time_sync_umount(struct vfsmount *mnt, int flags)
+void real_time_sync_umount(struct vfsmount *mnt)
 {
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 
-	if (flags & MNT_EXPIRE)
-		return;
 	add_wait_queue(&usac_call_ended_wq, &wait);
 	while (usac_end_calls_on(mnt) && !fatal_signal_pending(current))
 		wait_woken(&wait, TASK_KILLABLE, MAX_SCHEDULE_TIMEOUT);

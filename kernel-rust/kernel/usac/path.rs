@@ -4,7 +4,7 @@
 
 use crate::inode::Inode;
 use kernel::bindings;
-use kernel::error::to_result;
+use kernel::error::{from_err_ptr, to_result};
 use kernel::prelude::*;
 use kernel::str::CStr;
 
@@ -29,9 +29,11 @@ impl Access {
 ///
 /// # Invariants
 ///
-/// `self.0` holds a reference on `mnt` and `dentry` taken by a path lookup,
-/// and `dentry` has a positive directory inode.
-pub(crate) struct DirPath(bindings::path);
+/// `self.0` holds a reference on `mnt` and `dentry`, and `dentry` has a
+/// positive directory inode. `self.1` is the mount the lookup found, for
+/// identity only (it holds no reference): `self.0.mnt` itself, or the
+/// mount that [`DirPath::on_private_mount`] cloned.
+pub(crate) struct DirPath(bindings::path, *const bindings::vfsmount);
 
 // SAFETY: a referenced path may be used and released from any task.
 unsafe impl Send for DirPath {}
@@ -52,7 +54,27 @@ impl DirPath {
         to_result(unsafe { bindings::kern_path(name.as_char_ptr(), flags, &mut path) })?;
         // INVARIANT: the lookup succeeded with LOOKUP_DIRECTORY, so `path`
         // holds references to a directory.
-        Ok(Self(path))
+        Ok(Self(path, path.mnt))
+    }
+
+    /// The same directory on a private clone of its mount, rooted at it (as
+    /// BSD process accounting keeps its file): the call's references keep
+    /// no mount of the user's busy, so `umount(2)` succeeds whenever nothing
+    /// else uses the mount, and then ends the call. Walks from it stay on
+    /// its file system: a mount below the directory is not crossed.
+    pub(crate) fn on_private_mount(self) -> Result<Self> {
+        // SAFETY: `self.0` is a referenced path (type invariant).
+        let clone = from_err_ptr(unsafe { bindings::mnt_clone_internal(&self.0) })?;
+        let (found, dentry) = (self.1, self.0.dentry);
+        let user_mount = self.0.mnt;
+        // Our dentry reference moves to the clone's path; the one on the
+        // user's mount is dropped below.
+        core::mem::forget(self);
+        // SAFETY: the reference on the user's mount that `self` held.
+        unsafe { bindings::mntput(user_mount) };
+        // INVARIANT: `mnt_clone_internal` returned a referenced mount, and
+        // the dentry reference came from `self`.
+        Ok(Self(bindings::path { mnt: clone, dentry }, found))
     }
 
     /// The raw path, for VFS calls relative to this directory.
@@ -60,9 +82,9 @@ impl DirPath {
         &self.0
     }
 
-    /// The mount the directory was found on.
+    /// The mount the directory was found on (not its private clone).
     pub(crate) fn mount(&self) -> *const bindings::vfsmount {
-        self.0.mnt
+        self.1
     }
 
     /// The directory's inode: what identifies it across mounts.

@@ -53,8 +53,8 @@ pub unsafe extern "C" fn usac_real_time_sync(dir_a: *const c_char, dir_b: *const
     }
 }
 
-/// Called by umount(2) for the mount `mnt` it is about to unmount: asks the
-/// calls with a root on it to end; true while there is such a call.
+/// Called by umount(2) for the mount `mnt` it unmounted: asks the calls
+/// with a root on it to end; true while there is such a call.
 #[no_mangle]
 pub extern "C" fn usac_end_calls_on(mnt: *const kernel::bindings::vfsmount) -> bool {
     registry::end_calls_on(mnt)
@@ -104,5 +104,5 @@ fn resolve_pair(dir_a: &CStr, dir_b: &CStr) -> Result<(DirPath, DirPath)> {
     if a.overlaps(&b) {
         return Err(EINVAL);
     }
-    Ok((a, b))
+    Ok((a.on_private_mount()?, b.on_private_mount()?))
 }

@@ -155,7 +155,7 @@ impl Syncer {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
-        let syncer = Syncer { child };
+        let mut syncer = Syncer { child };
         syncer.wait_in_call(Duration::from_secs(60));
         syncer
     }
@@ -164,8 +164,9 @@ impl Syncer {
         self.child.id() as i32
     }
 
-    /// Waits until the process blocks in system call 555.
-    pub fn wait_in_call(&self, limit: Duration) {
+    /// Waits until the process blocks in system call 555; panics with what
+    /// it said if it exits instead.
+    pub fn wait_in_call(&mut self, limit: Duration) {
         let nr = realtimesync::SYS_REAL_TIME_SYNC.to_string();
         let path = format!("/proc/{}/syscall", self.pid());
         let deadline = Instant::now() + limit;
@@ -173,6 +174,9 @@ impl Syncer {
             let now = fs::read_to_string(&path).unwrap_or_default();
             if now.split_whitespace().next() == Some(nr.as_str()) {
                 return;
+            }
+            if let Some(status) = self.child.try_wait().expect("wait for real-time-sync") {
+                panic!("real-time-sync exited ({status}) instead of staying in the call: {}", self.stderr());
             }
             assert!(Instant::now() < deadline, "not in the call after {limit:?}: {now:?}");
             sleep(Duration::from_millis(2));
@@ -230,8 +234,15 @@ impl Syncer {
     /// groups.
     pub fn start_as_nobody(a: &Path, b: &Path) -> Syncer {
         let mut setpriv = Command::new("setpriv");
-        setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(cli_path()).arg(a).arg(b);
-        Syncer::spawn(setpriv)
+        setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        Syncer::start_with(setpriv, a, b)
+    }
+
+    /// Like [`Syncer::start`], through `wrapper` (a command that runs its
+    /// arguments, as `setpriv` does).
+    pub fn start_with(mut wrapper: Command, a: &Path, b: &Path) -> Syncer {
+        wrapper.arg(cli_path()).arg(a).arg(b);
+        Syncer::spawn(wrapper)
     }
 
     /// Like [`Syncer::start`], in the cgroup `cgroup` (a cgroup2 directory)
@@ -240,6 +251,18 @@ impl Syncer {
         let mut sh = Command::new("sh");
         sh.args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""]).arg(cgroup).arg(cli_path()).arg(a).arg(b);
         Syncer::spawn(sh)
+    }
+
+    /// Ends the call with SIGINT and checks it returned 0 within `limit`:
+    /// the call must still answer, whatever it was doing.
+    pub fn stop_within(mut self, limit: Duration) {
+        let sent = Instant::now();
+        self.signal(libc::SIGINT);
+        let status = self.wait_exit(Duration::from_secs(20)).unwrap().expect("still running after SIGINT");
+        let took = sent.elapsed();
+        let stderr = self.stderr();
+        assert!(status.success() && stderr.contains("stopped"), "{status:?}: {stderr}");
+        assert!(took < limit, "SIGINT took {took:?}");
     }
 
     /// Ends the call with SIGINT and checks it returned 0.

@@ -8,7 +8,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Runs `script` with `sh -c` as user and group `uid` (no other groups).
 fn sh_as(uid: u32, script: &str) {
@@ -33,17 +33,6 @@ fn mtime_secs(p: &Path) -> i64 {
     fs::symlink_metadata(p).unwrap().mtime()
 }
 
-/// The call must still answer: SIGINT ends it with 0 within 100 ms.
-fn stops_within_100ms(mut sync: Syncer) {
-    let sent = Instant::now();
-    sync.signal(libc::SIGINT);
-    let status = sync.wait_exit(Duration::from_secs(20)).unwrap().expect("still running after SIGINT");
-    let took = sent.elapsed();
-    let stderr = sync.stderr();
-    assert!(status.success() && stderr.contains("stopped"), "{status:?}: {stderr}");
-    assert!(took < Duration::from_millis(100), "SIGINT took {took:?}");
-}
-
 #[test]
 fn dates_past_2262_and_before_1970_are_mirrored_without_a_crash() {
     let (s, a, b) = pair("far-dates");
@@ -63,7 +52,7 @@ fn dates_past_2262_and_before_1970_are_mirrored_without_a_crash() {
     fs::write(b.join("future"), b"b side").unwrap();
     sh(&format!("touch -d @9300000000 {}", b.join("future").display()));
     assert!(eventually(ARRIVAL, || fs::read(a.join("future")).ok() == fs::read(b.join("future")).ok()));
-    stops_within_100ms(sync);
+    sync.stop_within(Duration::from_millis(100));
 }
 
 #[test]
@@ -171,7 +160,7 @@ fn sigint_while_comparing_two_large_files_ends_within_100ms() {
     // Same size and mtime: only a close makes the sync compare the bytes.
     fs::OpenOptions::new().write(true).open(a.join("big")).unwrap();
     sleep(Duration::from_millis(150));
-    stops_within_100ms(sync);
+    sync.stop_within(Duration::from_millis(100));
 }
 
 #[test]
@@ -184,7 +173,7 @@ fn sigint_while_removing_a_large_tree_ends_within_100ms() {
     assert!(arrives(&b.join("sentinel"), b"x"), "the start scan did not end");
     fs::rename(a.join("d"), s.root.join("away")).unwrap();
     assert!(eventually(ARRIVAL, || fs::read_dir(b.join("d")).map_or(true, |d| d.count() < 19900)));
-    stops_within_100ms(sync);
+    sync.stop_within(Duration::from_millis(100));
 }
 
 /// A FIFO renamed over a file between the sync's look at the name and its
@@ -212,7 +201,7 @@ fn a_fifo_swapped_in_for_a_file_never_blocks_the_sync() {
     // The thread still works, and a stop still ends the call at once.
     fs::write(a.join("sentinel"), b"x").unwrap();
     assert!(arrives(&b.join("sentinel"), b"x"), "the sync thread is stuck");
-    stops_within_100ms(sync);
+    sync.stop_within(Duration::from_millis(100));
 }
 
 /// Symlinks are told apart by their exact targets, not by a hash or by

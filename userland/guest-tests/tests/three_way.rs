@@ -132,7 +132,7 @@ fn ctrl_z_then_a_delete_and_a_rename_are_mirrored_after_fg() {
     s.dir("a/d");
     s.file("a/f", b"f");
     s.file("a/d/x", b"x");
-    let sync = Syncer::start(&a, &b);
+    let mut sync = Syncer::start(&a, &b);
     both_hold(&a, &b, &[("f", b"f"), ("d/x", b"x")]);
     sync.signal(libc::SIGTSTP);
     assert!(eventually(ARRIVAL, || sync.state() == 'T'), "not stopped");

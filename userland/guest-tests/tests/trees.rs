@@ -262,6 +262,51 @@ fn a_lazy_unmount_of_a_roots_filesystem_ends_the_call_with_enoent() {
     unmount_ends_with_enoent(true, false);
 }
 
+/// An unmount that fails (a shell's working directory is on the file
+/// system) must not end the call: it ends it only once it unmounts.
+#[test]
+fn an_unmount_that_fails_busy_leaves_the_call_running() {
+    let s = Scratch::new("umount-busy");
+    let mnt = s.dir("fs");
+    mount_tmpfs(&mnt);
+    let (a, b) = (mnt.join("a"), s.dir("b"));
+    fs::create_dir(&a).unwrap();
+    let mut sync = Syncer::start(&a, &b);
+    let mut shell = std::process::Command::new("sleep").arg("600").current_dir(&mnt).spawn().unwrap();
+    let refused = umount(&mnt, false);
+    assert!(refused.is_err(), "umount with a working directory on it succeeded");
+    fs::write(a.join("after"), b"still mirrored").unwrap();
+    assert!(arrives(&b.join("after"), b"still mirrored"), "a failed unmount ended the call");
+    assert!(sync.wait_exit(Duration::from_millis(10)).unwrap().is_none(), "the call ended");
+    shell.kill().unwrap();
+    shell.wait().unwrap();
+    let unmounted = umount(&mnt, false);
+    assert!(unmounted.is_ok(), "umount: {unmounted:?}");
+    let status = sync.wait_exit(ARRIVAL).unwrap().expect("still running without its filesystem");
+    assert_eq!(status.code(), Some(1), "{}", sync.stderr());
+}
+
+/// A file system mounted below a root is not crossed: the call mirrors
+/// the root's own file system (as `rsync -x` would), and unmounting the
+/// one below ends nothing.
+#[test]
+fn a_mount_below_a_root_is_not_crossed() {
+    let (s, a, b) = pair("mount-below");
+    s.dir("a/sub");
+    s.file("a/sub/under", b"under the mount");
+    mount_tmpfs(&a.join("sub"));
+    fs::write(a.join("sub/on-top"), b"on the other file system").unwrap();
+    let mut sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("sub/under"), b"under the mount"), "the root's own directory was not mirrored");
+    fs::write(a.join("beside"), b"x").unwrap();
+    assert!(arrives(&b.join("beside"), b"x"));
+    assert!(fs::symlink_metadata(b.join("sub/on-top")).is_err(), "crossed into the mount below the root");
+    let unmounted = umount(&a.join("sub"), false);
+    assert!(unmounted.is_ok(), "umount: {unmounted:?}");
+    assert!(sync.wait_exit(Duration::from_millis(200)).unwrap().is_none(), "unmounting below a root ended the call");
+    sync.stop();
+}
+
 /// Regular files below `root`, found without following symlinks.
 fn files_named(root: &Path, name: &str) -> Vec<PathBuf> {
     guest_tests::tree(root)
