@@ -676,11 +676,11 @@ impl Engine {
         let done = match plan::decide(base_now, a_now, b_now, why) {
             Action::Nothing => match (&a, &b) {
                 (Some((ha, x)), Some((hb, y))) if x.kind == y.kind => {
-                    // Alike by what the planner sees; an ACL may have changed
-                    // alone (`setfacl` keeps the permission bits).
+                    // Alike by what the planner sees; an ACL or extended
+                    // attribute may have changed alone.
                     if let Some(from) = why.only_changed().filter(|_| x.kind != Kind::Symlink) {
                         let (src, dst) = if from == Side::A { (ha, hb) } else { (hb, ha) };
-                        vfs::mirror_acls(src, dst, x.kind == Kind::Dir)?;
+                        vfs::mirror_acls_and_xattrs(src, dst, x.kind == Kind::Dir)?;
                     }
                     // Recorded again if anything of the record is stale (an
                     // inode renamed in that looks the same).

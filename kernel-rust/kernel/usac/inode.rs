@@ -72,6 +72,12 @@ impl Inode {
         unsafe { bindings::usac_keeps_acls(self.0.get()) }
     }
 
+    /// True when its file system keeps extended attributes.
+    pub(crate) fn keeps_xattrs(&self) -> bool {
+        // SAFETY: the inode is valid (type invariant).
+        unsafe { bindings::usac_keeps_xattrs(self.0.get()) }
+    }
+
     /// True once the directory was removed (`rmdir` marks it dead).
     pub(crate) fn is_dead(&self) -> bool {
         // SAFETY: pinned (type invariant); `i_flags` is read without a lock,

@@ -524,26 +524,138 @@ fn acl_kinds(dir: bool) -> &'static [AclKind] {
     }
 }
 
-/// Gives the entry `to` the ACLs of `from` where they differ: `setfacl`
-/// changes an ACL alone, with the permission bits as they were. Nothing
-/// when `from`'s file system keeps no ACLs (it has none to give), or
-/// `to`'s keeps none (its mode was narrowed instead).
-pub(crate) fn mirror_acls(from: &Held, to: &Held, dir: bool) -> Result {
-    if !from.as_inode().keeps_acls() || !to.as_inode().keeps_acls() {
+/// Gives the entry `to` the ACLs and `user.*` extended attributes of
+/// `from` where they differ: `setfacl` and `setfattr` change them alone,
+/// with the permission bits as they were. ACLs are left alone when
+/// `from`'s file system keeps none (it has none to give) or `to`'s keeps
+/// none (its mode was narrowed instead); so are the attributes.
+pub(crate) fn mirror_acls_and_xattrs(from: &Held, to: &Held, dir: bool) -> Result {
+    let (from_inode, to_inode) = (from.as_inode(), to.as_inode());
+    let acls = from_inode.keeps_acls() && to_inode.keeps_acls();
+    let xattrs = from_inode.keeps_xattrs() && to_inode.keeps_xattrs();
+    if !acls && !xattrs {
         return Ok(());
     }
     let _write = MountWrite::get(to.mnt())?;
-    for &kind in acl_kinds(dir) {
-        copy_acl(from.at(), to.at(), kind)?;
+    if acls {
+        for &kind in acl_kinds(dir) {
+            copy_acl(from.at(), to.at(), kind)?;
+        }
+    }
+    if xattrs {
+        copy_user_xattrs(from.at(), to.at())?;
     }
     Ok(())
 }
 
-/// Gives `to` the ACLs of `from` (the default ACL too, for directories),
-/// and answers `mode` for `to`: `mode` itself where the ACLs came along,
-/// or its owner's bits alone where `to` keeps no ACLs and `from` has one,
-/// so that no copy is more permissive than its source.
-fn copy_acls(from: At<'_>, to: At<'_>, dir: bool, mode: u32) -> Result<u32> {
+/// The prefix of the extended attributes any owner may set, and that a
+/// copy carries.
+const USER_XATTR_PREFIX: &[u8] = b"user.";
+
+/// The `user.*` extended attributes of `at`: each name (NUL-terminated)
+/// with its value.
+fn user_xattrs(at: At<'_>) -> Result<KVec<(KVec<u8>, KVec<u8>)>> {
+    // Sized first; a list that grew in between answers ERANGE, and the
+    // caller tries the name again later.
+    // SAFETY: `at` is pinned and positive (type invariant); a null buffer
+    // of size 0 asks for the size.
+    let len = unsafe { bindings::vfs_listxattr(at.dentry, core::ptr::null_mut(), 0) };
+    let len = usize::try_from(len).map_err(|_| Error::from_errno(len as c_int))?;
+    let mut out = KVec::new();
+    if len == 0 {
+        return Ok(out);
+    }
+    let mut names = KVec::from_elem(0u8, len, GFP)?;
+    // SAFETY: as above, with a buffer of `len` writable bytes.
+    let got = unsafe { bindings::vfs_listxattr(at.dentry, names.as_mut_ptr().cast(), len) };
+    let got = usize::try_from(got).map_err(|_| Error::from_errno(got as c_int))?;
+    for name in names[..got.min(len)].split_inclusive(|&b| b == 0) {
+        if !name.starts_with(USER_XATTR_PREFIX) || name.last() != Some(&0) {
+            continue;
+        }
+        // SAFETY: `name` is NUL-terminated (checked above); a null buffer
+        // of size 0 asks for the size.
+        let size = unsafe {
+            bindings::vfs_getxattr(
+                at.idmap,
+                at.dentry,
+                name.as_ptr().cast(),
+                core::ptr::null_mut(),
+                0,
+            )
+        };
+        let size = usize::try_from(size).map_err(|_| Error::from_errno(size as c_int))?;
+        let mut value = KVec::from_elem(0u8, size, GFP)?;
+        // SAFETY: as above, with a buffer of `size` writable bytes.
+        let read = unsafe {
+            bindings::vfs_getxattr(
+                at.idmap,
+                at.dentry,
+                name.as_ptr().cast(),
+                value.as_mut_ptr().cast(),
+                size,
+            )
+        };
+        let read = usize::try_from(read).map_err(|_| Error::from_errno(read as c_int))?;
+        if read != size {
+            // Changed in between: its event brings the name back.
+            return Err(EAGAIN);
+        }
+        let mut owned = KVec::with_capacity(name.len(), GFP)?;
+        owned.extend_from_slice(name, GFP)?;
+        out.push((owned, value), GFP)?;
+    }
+    Ok(out)
+}
+
+/// Makes the `user.*` extended attributes of `to` those of `from`. Nothing
+/// where `to`'s file system refuses them (`EOPNOTSUPP`).
+fn copy_user_xattrs(from: At<'_>, to: At<'_>) -> Result {
+    let want = user_xattrs(from)?;
+    let have = user_xattrs(to)?;
+    for (name, value) in want.iter() {
+        if have.iter().any(|(n, v)| n == name && v == value) {
+            continue;
+        }
+        // SAFETY: `to` is pinned and positive, its inode unlocked
+        // (`vfs_setxattr` locks it); `name` is NUL-terminated and `value`
+        // readable for its length.
+        let ret = unsafe {
+            bindings::vfs_setxattr(
+                to.idmap,
+                to.dentry,
+                name.as_ptr().cast(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        match to_result(ret) {
+            Err(e) if e == eopnotsupp() => return Ok(()),
+            other => other?,
+        }
+    }
+    for (name, _) in have.iter() {
+        if want.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        // SAFETY: as above.
+        let ret = unsafe { bindings::vfs_removexattr(to.idmap, to.dentry, name.as_ptr().cast()) };
+        match to_result(ret) {
+            Err(e) if e.to_errno() == -(bindings::ENODATA as c_int) => (),
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Gives `to` the ACLs of `from` (the default ACL too, for directories)
+/// and its `user.*` extended attributes where `to` takes them, and answers
+/// `mode` for `to`: `mode` itself where the ACLs came along, or its owner's
+/// bits alone where `to` keeps no ACLs and `from` has one, so that no copy
+/// is more permissive than its source.
+fn copy_acls_and_xattrs(from: At<'_>, to: At<'_>, dir: bool, mode: u32) -> Result<u32> {
+    copy_user_xattrs(from, to)?;
     let mut narrowed = mode;
     for &kind in acl_kinds(dir) {
         match copy_acl(from, to, kind) {
@@ -869,7 +981,7 @@ pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: u32, like: &Held) -> Resul
         dentry: child.0,
         _pinned: PhantomData,
     };
-    let mode = copy_acls(like.at(), made, true, mode)?;
+    let mode = copy_acls_and_xattrs(like.at(), made, true, mode)?;
     // The parent's default ACL may have masked the mode it was made with.
     set_mode(made, mode)
 }
@@ -1051,7 +1163,7 @@ fn owner_of(file: &OpenFile) -> (u32, u32) {
 pub(crate) fn chmod(held: &Held, mode: u32, like: &Held) -> Result {
     let _write = MountWrite::get(held.mnt())?;
     let dir = held.stat()?.kind == Kind::Dir;
-    let mode = copy_acls(like.at(), held.at(), dir, mode)?;
+    let mode = copy_acls_and_xattrs(like.at(), held.at(), dir, mode)?;
     set_mode(held.at(), mode)
 }
 
@@ -1104,7 +1216,7 @@ pub(crate) fn copy_file(
     let owner = may_chown().then_some((seen.uid, seen.gid));
     let (uid, gid) = owner.unwrap_or_else(|| owner_of(&to));
     // Before the owner changes: a caller may set ACLs on its own files.
-    let mode = copy_acls(
+    let mode = copy_acls_and_xattrs(
         src.at(),
         to.at(),
         false,

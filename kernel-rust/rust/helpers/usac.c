@@ -91,6 +91,12 @@ bool rust_helper_usac_keeps_acls(const struct inode *inode)
 	return IS_POSIXACL(inode);
 }
 
+/* True when the inode's file system keeps extended attributes. */
+bool rust_helper_usac_keeps_xattrs(const struct inode *inode)
+{
+	return inode->i_opflags & IOP_XATTR;
+}
+
 bool rust_helper_inode_is_open_for_write(const struct inode *inode)
 {
 	return inode_is_open_for_write(inode);

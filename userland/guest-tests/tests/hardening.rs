@@ -343,3 +343,47 @@ impl Drop for Unmount {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// The value of the extended attribute `name` of `p`, if it has one.
+fn xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let (path, name) = (guest_tests::cstr(p), std::ffi::CString::new(name).unwrap());
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: NUL-terminated strings and a buffer of its length.
+    let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (n >= 0).then(|| buf[..n as usize].to_vec())
+}
+
+fn set_xattr(p: &Path, name: &str, value: Option<&[u8]>) {
+    let (path, name) = (guest_tests::cstr(p), std::ffi::CString::new(name).unwrap());
+    // SAFETY: NUL-terminated strings and a value of its length.
+    let ret = unsafe {
+        match value {
+            Some(v) => libc::lsetxattr(path.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), 0),
+            None => libc::lremovexattr(path.as_ptr(), name.as_ptr()),
+        }
+    };
+    assert_eq!(ret, 0, "xattr {name:?} on {p:?}: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn user_extended_attributes_are_mirrored() {
+    let (s, a, b) = pair("xattrs");
+    s.file("a/f", b"f");
+    set_xattr(&a.join("f"), "user.origin", Some(b"camera 1"));
+    s.dir("a/d");
+    set_xattr(&a.join("d"), "user.tag", Some(b"photos"));
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("f"), b"f"));
+    assert!(
+        eventually(ARRIVAL, || xattr(&b.join("f"), "user.origin").as_deref() == Some(&b"camera 1"[..])),
+        "not copied"
+    );
+    assert!(eventually(ARRIVAL, || xattr(&b.join("d"), "user.tag").as_deref() == Some(&b"photos"[..])), "not made");
+    // Set and removed alone, on either side.
+    set_xattr(&b.join("f"), "user.rating", Some(b"5"));
+    assert!(eventually(ARRIVAL, || xattr(&a.join("f"), "user.rating").as_deref() == Some(&b"5"[..])), "set alone");
+    set_xattr(&a.join("f"), "user.origin", None);
+    assert!(eventually(ARRIVAL, || xattr(&b.join("f"), "user.origin").is_none()), "removed alone");
+    assert_eq!(xattr(&b.join("f"), "user.rating").as_deref(), Some(&b"5"[..]));
+    sync.stop();
+}
