@@ -743,7 +743,8 @@ impl Engine {
                     self.copy(winner, rel, &won, held(winner), Some(lost))
                         .and_then(|copied| self.agreed_on(rel, &copied))
                 } else {
-                    self.keep_both(winner, rel, &won, &lost, work)
+                    let seen = held(winner.other()).ok_or(ENOENT)?;
+                    self.keep_both(winner, rel, &won, (&lost, seen), work)
                 }
             }
             Action::CopyUnlessSame { from } => {
@@ -762,7 +763,7 @@ impl Engine {
             Action::ConflictUnlessSame => {
                 let (x, y) = (ea.ok_or(ENOENT)?, eb.ok_or(ENOENT)?);
                 if !self.same_bytes(&a, &b)? {
-                    self.keep_both(Side::A, rel, &x, &y, work)
+                    self.keep_both(Side::A, rel, &x, (&y, held(Side::B).ok_or(ENOENT)?), work)
                 } else {
                     self.copy_mode(Side::A, &a, &b)
                         .and_then(|()| self.agreed(rel, &x))
@@ -925,18 +926,20 @@ impl Engine {
     /// conflict name, the winner's takes the name, and both sides end up
     /// with both versions. A directory is moved aside whole, and mirrored
     /// by the scan of its new name: nothing of either version is removed.
+    /// Only the loser's entry as it was looked at (`lost`) moves aside: if
+    /// the user put another under the name since, `EAGAIN` (decided again).
     fn keep_both(
         &self,
         winner: Side,
         rel: &[u8],
         won: &Entry,
-        lost: &Entry,
+        (lost, seen): (&Entry, &Held),
         work: &mut KVec<Dirty>,
     ) -> Result {
         let loser = winner.other();
         let (dir, name) = vfs::split(rel);
         let aside = self.free_conflict_name(dir, name, lost)?;
-        vfs::rename_in(self.root(loser), dir, name, &aside, Target::MustNotExist)?;
+        vfs::rename_entry(self.root(loser), dir, name, &aside, seen)?;
         // The loser's version first: once moved aside it has no event left
         // that would bring it over.
         let aside_rel = vfs::join(dir, &aside)?;

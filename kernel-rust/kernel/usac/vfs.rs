@@ -1004,6 +1004,30 @@ pub(crate) fn rename_in(
     to: &[u8],
     target: Target,
 ) -> Result {
+    rename_checked(root, dir, from, to, target, None)
+}
+
+/// Renames `from` to `to` (a new name) in the directory `dir`, if `from`
+/// still names the entry `seen`; `EAGAIN` if the user put another there
+/// since it was looked at (checked under the directory's lock).
+pub(crate) fn rename_entry(
+    root: &DirPath,
+    dir: &[u8],
+    from: &[u8],
+    to: &[u8],
+    seen: &Held,
+) -> Result {
+    rename_checked(root, dir, from, to, Target::MustNotExist, Some(seen))
+}
+
+fn rename_checked(
+    root: &DirPath,
+    dir: &[u8],
+    from: &[u8],
+    to: &[u8],
+    target: Target,
+    seen: Option<&Held>,
+) -> Result {
     let parent = lookup_dir(root, dir)?.ok_or(ENOENT)?;
     let _write = MountWrite::get(parent.mnt())?;
     let locked = LockedParent::lock(&parent);
@@ -1011,6 +1035,10 @@ pub(crate) fn rename_in(
     let new = locked.child(to)?;
     if old.is_negative() {
         return Err(ENOENT);
+    }
+    // SAFETY: a positive dentry, referenced by `old`, under its parent's lock.
+    if seen.is_some_and(|seen| unsafe { (*old.0).d_inode } != seen.inode()) {
+        return Err(EAGAIN);
     }
     let mut rd = bindings::renamedata {
         old_mnt_idmap: parent.idmap(),
