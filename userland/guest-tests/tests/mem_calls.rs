@@ -440,11 +440,11 @@ fn bad_buffers_are_efault() {
 }
 
 /// (sum of VmSize, sum of VmRSS) over /proc/*/status.
-/// VmSize and VmRSS summed over /proc, without the process `skip`.
-fn proc_sums(skip: Option<i32>) -> (u64, u64) {
+/// VmSize and VmRSS summed over /proc, without the processes `skip`.
+fn proc_sums(skip: &[i32]) -> (u64, u64) {
     let mut sums = (0, 0);
     for process in procfs::process::all_processes().expect("read /proc").flatten() {
-        if Some(process.pid) == skip {
+        if skip.contains(&process.pid) {
             continue;
         }
         let Ok(status) = process.status() else { continue };
@@ -454,18 +454,30 @@ fn proc_sums(skip: Option<i32>) -> (u64, u64) {
     sums
 }
 
-/// The call's totals lie between two sums over /proc taken around it, with
-/// `skip` (a process that shares an address space listed already) left out.
+/// The call's totals lie between sums over /proc taken around it, with
+/// `skip` (a process that shares an address space listed already) left
+/// out. Our own process is read right beside the call: reading all of /proc
+/// moves its VmSize by megabytes (the allocator), more than others move.
 fn assert_total_near_proc(skip: Option<i32>) -> TotalMemStats {
-    let before = proc_sums(skip);
+    let me = std::process::id() as i32;
+    let skip: Vec<i32> = [me].into_iter().chain(skip).collect();
+    let own = || (status_kb(me, "VmSize").unwrap(), status_kb(me, "VmRSS").unwrap());
+    let before = proc_sums(&skip);
+    let own_before = own();
     let t = get_total_mem_stats().expect("get_total_mem_stats");
-    let after = proc_sums(skip);
-    // Our own process moves while /proc is read: 1 MiB of slack.
-    let near = |v: u64, a: u64, b: u64| v + 1024 >= a.min(b) && v <= a.max(b) + 1024;
-    let (size, rss) = (t.total_reserved_kb, t.total_committed_kb);
-    println!("METRIC total: call {size}/{rss} kB, /proc sums {before:?} then {after:?}");
-    assert!(near(size, before.0, after.0), "VmSize sum {before:?}/{after:?} vs {size}");
-    assert!(near(rss, before.1, after.1), "VmRSS sum {before:?}/{after:?} vs {rss}");
+    let own_after = own();
+    let after = proc_sums(&skip);
+    let bounds = |others: (u64, u64), ours: (u64, u64)| {
+        (others.0.min(others.1) + ours.0.min(ours.1), others.0.max(others.1) + ours.0.max(ours.1))
+    };
+    // Other processes move a little between the looks: 1 MiB of slack.
+    let near = |v: u64, (lo, hi): (u64, u64)| v + 1024 >= lo && v <= hi + 1024;
+    let size = bounds((before.0, after.0), (own_before.0, own_after.0));
+    let rss = bounds((before.1, after.1), (own_before.1, own_after.1));
+    let (call_size, call_rss) = (t.total_reserved_kb, t.total_committed_kb);
+    println!("METRIC total: call {call_size}/{call_rss} kB, /proc bounds {size:?} / {rss:?}");
+    assert!(near(call_size, size), "VmSize: call {call_size}, /proc {size:?}");
+    assert!(near(call_rss, rss), "VmRSS: call {call_rss}, /proc {rss:?}");
     t
 }
 
@@ -502,7 +514,7 @@ fn get_total_mem_stats_counts_a_shared_address_space_once() {
     // the sums with it (which count our address space twice).
     let result = std::panic::catch_unwind(|| {
         let t = assert_total_near_proc(Some(pid));
-        let twice = proc_sums(None).0;
+        let twice = proc_sums(&[]).0;
         assert!(
             t.total_reserved_kb + shared / 2 < twice,
             "{} kB counts {shared} kB twice ({twice})",
