@@ -17,7 +17,7 @@ use kernel::error::{
     code::{EAGAIN, EEXIST, EINTR, EINVAL, EIO, EISDIR, ENOENT, ENOMEM, ENOTDIR, EXDEV},
     from_err_ptr, to_result, Error, Result,
 };
-use kernel::ffi::{c_char, c_int, c_uint};
+use kernel::ffi::{c_char, c_int, c_uint, c_void};
 use kernel::{c_str, str::CStr};
 
 /// Largest piece copied in one go: the stop check runs between pieces.
@@ -552,55 +552,42 @@ pub(crate) fn mirror_acls_and_xattrs(from: &Held, to: &Held, dir: bool) -> Resul
 /// copy carries.
 const USER_XATTR_PREFIX: &[u8] = b"user.";
 
+/// A list or value of variable size, read as the xattr calls answer them:
+/// `fetch(null, 0)` gives the size, then `fetch(buffer, size)` fills a
+/// buffer of that many writable bytes. A negative answer is an errno; one
+/// that changed size in between (`ERANGE`, or another length) is `EAGAIN`,
+/// and its event brings the name back.
+fn fetch_sized(mut fetch: impl FnMut(*mut c_void, usize) -> isize) -> Result<KVec<u8>> {
+    let length = |ret: isize| usize::try_from(ret).map_err(|_| Error::from_errno(ret as c_int));
+    let size = length(fetch(core::ptr::null_mut(), 0))?;
+    let mut buffer = KVec::from_elem(0u8, size, GFP)?;
+    if size == 0 {
+        return Ok(buffer);
+    }
+    match fetch(buffer.as_mut_ptr().cast(), size) {
+        ret if ret == -(bindings::ERANGE as isize) => Err(EAGAIN),
+        ret if length(ret)? != size => Err(EAGAIN),
+        _ => Ok(buffer),
+    }
+}
+
 /// The `user.*` extended attributes of `at`: each name (NUL-terminated)
 /// with its value.
 fn user_xattrs(at: At<'_>) -> Result<KVec<(KVec<u8>, KVec<u8>)>> {
-    // Sized first; a list that grew in between answers ERANGE, and the
-    // caller tries the name again later.
-    // SAFETY: `at` is pinned and positive (type invariant); a null buffer
-    // of size 0 asks for the size.
-    let len = unsafe { bindings::vfs_listxattr(at.dentry, core::ptr::null_mut(), 0) };
-    let len = usize::try_from(len).map_err(|_| Error::from_errno(len as c_int))?;
+    // SAFETY: `at` is pinned and positive (type invariant); `fetch_sized`
+    // passes a null buffer of size 0 or one of `size` writable bytes.
+    let names = fetch_sized(|buffer, size| unsafe {
+        bindings::vfs_listxattr(at.dentry, buffer.cast(), size)
+    })?;
     let mut out = KVec::new();
-    if len == 0 {
-        return Ok(out);
-    }
-    let mut names = KVec::from_elem(0u8, len, GFP)?;
-    // SAFETY: as above, with a buffer of `len` writable bytes.
-    let got = unsafe { bindings::vfs_listxattr(at.dentry, names.as_mut_ptr().cast(), len) };
-    let got = usize::try_from(got).map_err(|_| Error::from_errno(got as c_int))?;
-    for name in names[..got.min(len)].split_inclusive(|&b| b == 0) {
+    for name in names.split_inclusive(|&b| b == 0) {
         if !name.starts_with(USER_XATTR_PREFIX) || name.last() != Some(&0) {
             continue;
         }
-        // SAFETY: `name` is NUL-terminated (checked above); a null buffer
-        // of size 0 asks for the size.
-        let size = unsafe {
-            bindings::vfs_getxattr(
-                at.idmap,
-                at.dentry,
-                name.as_ptr().cast(),
-                core::ptr::null_mut(),
-                0,
-            )
-        };
-        let size = usize::try_from(size).map_err(|_| Error::from_errno(size as c_int))?;
-        let mut value = KVec::from_elem(0u8, size, GFP)?;
-        // SAFETY: as above, with a buffer of `size` writable bytes.
-        let read = unsafe {
-            bindings::vfs_getxattr(
-                at.idmap,
-                at.dentry,
-                name.as_ptr().cast(),
-                value.as_mut_ptr().cast(),
-                size,
-            )
-        };
-        let read = usize::try_from(read).map_err(|_| Error::from_errno(read as c_int))?;
-        if read != size {
-            // Changed in between: its event brings the name back.
-            return Err(EAGAIN);
-        }
+        // SAFETY: as above, and `name` is NUL-terminated (checked above).
+        let value = fetch_sized(|buffer, size| unsafe {
+            bindings::vfs_getxattr(at.idmap, at.dentry, name.as_ptr().cast(), buffer, size)
+        })?;
         let mut owned = KVec::with_capacity(name.len(), GFP)?;
         owned.extend_from_slice(name, GFP)?;
         out.push((owned, value), GFP)?;

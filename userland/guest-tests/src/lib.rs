@@ -215,9 +215,18 @@ impl Drop for Syncer {
     }
 }
 
-/// Polls (in the test, not in the kernel) until `cond` holds or `limit` passes.
+/// How many times longer than on the test kernel work may take to converge
+/// (`RTS_SLOWDOWN`, default 1): `scripts/test --kasan` sets it, since its
+/// sanitizer kernel runs three to eight times slower. Bounds on latency (a
+/// signal ends the call within 100 ms) are not scaled.
+fn slowdown() -> u32 {
+    std::env::var("RTS_SLOWDOWN").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
+}
+
+/// Polls (in the test, not in the kernel) until `cond` holds or `limit`
+/// (times the slowdown) passes.
 pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
+    let deadline = Instant::now() + limit * slowdown();
     loop {
         if cond() {
             return true;
