@@ -978,8 +978,10 @@ pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: u32, like: &Held) -> Resul
 pub(crate) enum Target {
     /// Replace it.
     Replace,
-    /// Fail with `EEXIST` if there is one (`RENAME_NOREPLACE`): checked
-    /// under the directory's lock, so nobody slips a file in between.
+    /// Fail with `EEXIST` if there is one: checked under the directory's
+    /// lock, so nobody slips a file in between. We check it ourselves, as
+    /// `renameat2` does: `vfs_rename` leaves `RENAME_NOREPLACE` to its caller
+    /// (most file systems ignore the flag, 9p, NFS and FUSE refuse it).
     MustNotExist,
 }
 
@@ -1027,6 +1029,9 @@ fn rename_checked(
     if seen.is_some_and(|seen| unsafe { (*old.0).d_inode } != seen.inode()) {
         return Err(EAGAIN);
     }
+    if matches!(target, Target::MustNotExist) && !new.is_negative() {
+        return Err(EEXIST);
+    }
     let mut rd = bindings::renamedata {
         old_mnt_idmap: parent.idmap(),
         old_dir: locked.dir_inode(),
@@ -1035,10 +1040,7 @@ fn rename_checked(
         new_dir: locked.dir_inode(),
         new_dentry: new.0,
         delegated_inode: core::ptr::null_mut(),
-        flags: match target {
-            Target::Replace => 0,
-            Target::MustNotExist => bindings::RENAME_NOREPLACE,
-        },
+        flags: 0,
     };
     // SAFETY: both dentries were looked up under the parent's lock, which
     // is what `lock_rename` takes for a rename within one directory.
@@ -1087,7 +1089,7 @@ impl Drop for RenameLock<'_> {
 }
 
 /// Renames `from` to `to` (any directories below `root`), never replacing
-/// an existing `to`.
+/// an existing `to` (checked under the locks, as for [`Target::MustNotExist`]).
 pub(crate) fn rename(root: &DirPath, from: &[u8], to: &[u8]) -> Result {
     let (from_dir, from_name) = parent_of(root, from)?;
     let (to_dir, to_name) = parent_of(root, to)?;
@@ -1108,6 +1110,9 @@ pub(crate) fn rename(root: &DirPath, from: &[u8], to: &[u8]) -> Result {
     if new.0 == locked.trap {
         return Err(not_empty());
     }
+    if !new.is_negative() {
+        return Err(EEXIST);
+    }
     let mut rd = bindings::renamedata {
         old_mnt_idmap: from_dir.idmap(),
         old_dir: from_dir.inode(),
@@ -1116,7 +1121,7 @@ pub(crate) fn rename(root: &DirPath, from: &[u8], to: &[u8]) -> Result {
         new_dir: to_dir.inode(),
         new_dentry: new.0,
         delegated_inode: core::ptr::null_mut(),
-        flags: bindings::RENAME_NOREPLACE,
+        flags: 0,
     };
     // SAFETY: both parents are locked by `lock_rename`, both children were
     // looked up under those locks and checked against the trap.

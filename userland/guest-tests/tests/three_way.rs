@@ -5,6 +5,8 @@
 use guest_tests::{arrives, assert_mirrored, eventually, pair, Syncer, ARRIVAL, BASE_FILE};
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -264,5 +266,42 @@ fn a_rewrite_in_place_with_the_same_size_and_time_while_stopped_is_mirrored() {
     sh(&format!("touch -r {0}/f {1} && printf bbb > {0}/f && touch -r {1} {0}/f", a.display(), times.display()));
     let sync = Syncer::start(&a, &b);
     both_hold(&a, &b, &[("f", b"bbb")]);
+    sync.stop();
+}
+
+#[test]
+fn a_file_the_user_creates_while_a_copy_is_in_flight_is_never_replaced() {
+    // A new file's copy lands on B by a rename that must not replace a file
+    // the user put under that name meanwhile (`vfs_rename` leaves that check
+    // to its caller): the user's version stays, and both sides keep both.
+    let (s, a, b) = pair("in-flight");
+    let sync = Syncer::start(&a, &b);
+    let in_flight = || fs::read_dir(&b).unwrap().flatten().any(|e| e.file_name().as_bytes().starts_with(b".usac-tmp-"));
+    let mut hit = None;
+    for round in 0..20 {
+        let name = format!("big{round}");
+        // Written outside the roots and renamed in: one event, one copy.
+        let staged = s.file(&format!("staged{round}"), &vec![b'a'; 32 << 20]);
+        fs::rename(&staged, a.join(&name)).unwrap();
+        assert!(eventually(ARRIVAL, || in_flight() || b.join(&name).exists()), "{name} never reached B");
+        // Only a name created while the copy's temporary file is still
+        // there (checked after the create) meets the rename that places it.
+        let created = fs::OpenOptions::new().write(true).create_new(true).open(b.join(&name));
+        if let Ok(mut mine) = created {
+            mine.write_all(b"mine").unwrap();
+            if in_flight() {
+                hit = Some(name);
+                break;
+            }
+        }
+    }
+    let name = hit.expect("in 20 rounds the user never wrote while a copy was in flight");
+    let kept = |side: &Path, want: &[u8]| {
+        files(side).iter().any(|(rel, content)| rel.starts_with(name.as_str()) && content == want)
+    };
+    for side in [&a, &b] {
+        let both = eventually(ARRIVAL, || kept(side, b"mine") && kept(side, b"33554432 bytes"));
+        assert!(both, "{side:?} does not hold both versions of {name}: {:?}", files(side).keys().collect::<Vec<_>>());
+    }
     sync.stop();
 }
