@@ -67,6 +67,10 @@ pub(crate) struct Engine {
     roots: Roots,
     /// Whose memory the thread's allocations are.
     memcg: CallerMemcg,
+    /// The coarser of the two sides' time granularities: mtimes are
+    /// compared as both sides can keep them (9p keeps whole seconds of a
+    /// time set through it), so a copy never looks changed.
+    time_granularity: u32,
     /// The pair in the table of live calls, until the last save ended.
     registration: Registration,
 }
@@ -86,6 +90,10 @@ impl Engine {
         let [dev_b, ino_b] = b.identity();
         let roots = [dev_a, ino_a, dev_b, ino_b];
         let base = Self::load_base(&a, &b, &roots)?;
+        let time_granularity = a
+            .inode()
+            .time_granularity()
+            .max(b.inode().time_granularity());
         let engine = Self {
             a,
             b,
@@ -97,6 +105,7 @@ impl Engine {
             base: KBox::pin_init(kernel::new_mutex!(base, "usac_base"), GFP)?,
             roots,
             memcg: CallerMemcg::of_current(),
+            time_granularity,
             registration,
         };
         Ok(Arc::new(engine, GFP)?)
@@ -299,9 +308,16 @@ impl Engine {
         // Jiffies left of the grace for created files, once it started.
         let mut grace_left = None;
         // When the base was last written: it is written again after work,
-        // at most once a second, never by a timer (an idle thread does not
-        // wake), and when the thread stops.
+        // at most once a second (an idle thread with unsaved changes wakes
+        // once for them, then sleeps until the next event), and when the
+        // thread stops.
         let mut saved_at = Ktime::ktime_get();
+        let save = |saved_at: &mut Ktime, limiter: &mut Option<RateLimit>| {
+            *saved_at = Ktime::ktime_get();
+            if let Err(err) = self.save_base() {
+                limiter.report(record::FILE_NAME, err);
+            }
+        };
         // Room for the handler to record directories that lost events,
         // allocated ahead, since the handler cannot wait for it.
         let mut room = None;
@@ -310,6 +326,9 @@ impl Engine {
             if room.is_none() {
                 room = KVec::with_capacity(MAX_LOST_DIRS, GFP).ok();
             }
+            // Only this thread changes the base: read before the sleep is
+            // prepared, since its mutex may block.
+            let unsaved = self.base.lock().unsaved();
             // Marked as sleeping before checking for work, so that a wake-up
             // in between is not lost.
             let asleep = Sleeper::prepare();
@@ -326,7 +345,20 @@ impl Engine {
             if idle && (later.is_empty() || rounds >= MAX_RETRY_ROUNDS) {
                 later = KVec::new();
                 if self.events.pending.lock().dirty.is_empty() {
-                    asleep.sleep();
+                    if !unsaved {
+                        asleep.sleep();
+                        continue;
+                    }
+                    let since = ktime_ms_delta(Ktime::ktime_get(), saved_at);
+                    match u32::try_from(SAVE_EVERY_MS.saturating_sub(since)) {
+                        Ok(wait) if wait > 0 => {
+                            asleep.sleep_for(kernel::time::msecs_to_jiffies(wait));
+                        }
+                        _ => {
+                            drop(asleep);
+                            save(&mut saved_at, &mut limiter);
+                        }
+                    }
                 } else {
                     // Only created files wait: give their writers the grace
                     // to close them, unless something else comes.
@@ -370,10 +402,7 @@ impl Engine {
             self.process(batch, moves, rescan_all, lost, &mut limiter, names);
             let now = Ktime::ktime_get();
             if ktime_ms_delta(now, saved_at) >= SAVE_EVERY_MS && self.base.lock().unsaved() {
-                saved_at = now;
-                if let Err(err) = self.save_base() {
-                    limiter.report(record::FILE_NAME, err);
-                }
+                save(&mut saved_at, &mut limiter);
             }
         }
     }
@@ -588,10 +617,13 @@ impl Engine {
             // Symlinks are equal when their targets are, whatever the times
             // (the sync cannot set them): see `settle_links`.
             entry.mtime = Time::default();
-        } else if !self.root(side.other()).inode().keeps_acls() && held.has_acl()? {
-            // What a side without ACLs can hold of an entry with one: its
-            // owner's bits alone (`vfs::mkdir`, `vfs::copy_file`).
-            entry.mode &= !0o077;
+        } else {
+            entry.mtime = entry.mtime.coarsened(self.time_granularity);
+            if !self.root(side.other()).inode().keeps_acls() && held.has_acl()? {
+                // What a side without ACLs can hold of an entry with one:
+                // its owner's bits alone (`vfs::mkdir`, `vfs::copy_file`).
+                entry.mode &= !0o077;
+            }
         }
         Ok(Some((held, entry)))
     }

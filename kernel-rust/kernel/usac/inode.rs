@@ -65,6 +65,13 @@ impl Inode {
         unsafe { [u64::from((*(*self.0.get()).i_sb).s_dev), self.ino()] }
     }
 
+    /// How finely its file system keeps a time set on it, in nanoseconds.
+    pub(crate) fn time_granularity(&self) -> u32 {
+        // SAFETY: pinned (type invariant), and its superblock with it;
+        // `s_time_gran` is set before the superblock is live.
+        unsafe { (*(*self.0.get()).i_sb).s_time_gran }
+    }
+
     /// True when its file system keeps POSIX ACLs.
     pub(crate) fn keeps_acls(&self) -> bool {
         // SAFETY: the inode is valid (type invariant), and its superblock

@@ -47,6 +47,34 @@ pub struct Time {
     pub nanos: u32,
 }
 
+impl Time {
+    /// This time as a file system that keeps times to `granularity`
+    /// nanoseconds (its `s_time_gran`: a divisor of a second, or a whole
+    /// number of seconds) keeps it: rounded down.
+    pub fn coarsened(self, granularity: u32) -> Time {
+        const SECOND: u32 = 1_000_000_000;
+        if granularity <= 1 {
+            self
+        } else if granularity < SECOND {
+            Time {
+                secs: self.secs,
+                nanos: self.nanos - self.nanos % granularity,
+            }
+        } else {
+            let step = i64::from(granularity / SECOND);
+            Time {
+                // Out of range only next to i64::MIN, where no file system
+                // keeps a time: left as it is.
+                secs: self
+                    .secs
+                    .checked_sub(self.secs.rem_euclid(step))
+                    .unwrap_or(self.secs),
+                nanos: 0,
+            }
+        }
+    }
+}
+
 /// What one side holds under a name.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Entry {
@@ -247,7 +275,16 @@ pub enum Action {
 /// which never deletes on a scan.
 pub fn decide(base: Option<Entry>, a: Option<Entry>, b: Option<Entry>, why: Reason) -> Action {
     let Some(base) = base else {
-        return decide_by_events(a, b, why);
+        return match (decide_by_events(a, b, why), a, b) {
+            // Never agreed on, and a version on each side: each is news,
+            // whatever the events say (the other side's write may come a
+            // moment after this side's event was taken). Both are kept.
+            (Action::Copy { .. } | Action::MakeDir { .. }, Some(x), Some(y)) => Action::Conflict {
+                winner: newer(&x, &y),
+            },
+            (Action::CopyUnlessSame { .. }, Some(_), Some(_)) => Action::ConflictUnlessSame,
+            (action, ..) => action,
+        };
     };
     let changed = |now: Option<Entry>, event: bool| match now {
         None => true,

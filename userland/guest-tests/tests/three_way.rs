@@ -9,6 +9,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 fn sh(script: &str) {
     let status = Command::new("sh").args(["-c", script]).status().expect("run sh");
@@ -303,5 +304,22 @@ fn a_file_the_user_creates_while_a_copy_is_in_flight_is_never_replaced() {
         let both = eventually(ARRIVAL, || kept(side, b"mine") && kept(side, b"33554432 bytes"));
         assert!(both, "{side:?} does not hold both versions of {name}: {:?}", files(side).keys().collect::<Vec<_>>());
     }
+    sync.stop();
+}
+
+#[test]
+fn the_base_is_saved_soon_after_the_last_change_while_the_call_runs() {
+    // A crash keeps what the base last saved: it must follow the changes
+    // within seconds, not wait for the next change or the end of the call.
+    let (s, a, b) = pair("saved-soon");
+    s.file("a/one", b"1");
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("one"), b"1"));
+    let saved = || fs::read(a.join(BASE_FILE)).ok();
+    assert!(eventually(Duration::from_secs(3), || saved().is_some()), "no base saved 3 s after the start");
+    let before = saved();
+    fs::write(a.join("two"), b"2").unwrap();
+    assert!(arrives(&b.join("two"), b"2"));
+    assert!(eventually(Duration::from_secs(3), || saved() != before), "the base did not follow a change within 3 s");
     sync.stop();
 }

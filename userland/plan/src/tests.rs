@@ -536,3 +536,53 @@ fn a_deep_scan_wins_over_a_shallow_one() {
     assert!(listed.merge(ON_A).shallow);
     assert!(!ON_A.merge(ON_B).shallow);
 }
+
+#[test]
+fn times_are_coarsened_as_a_file_system_keeps_them() {
+    let t = Time { secs: 1_700_000_001, nanos: 987_654_321 };
+    assert_eq!(t.coarsened(0), t);
+    assert_eq!(t.coarsened(1), t);
+    // exfat: 10 ms; 9p and ext4 with small inodes: 1 s; FAT's mtime: 2 s.
+    assert_eq!(t.coarsened(10_000_000), Time { secs: 1_700_000_001, nanos: 980_000_000 });
+    assert_eq!(t.coarsened(1_000_000_000), Time { secs: 1_700_000_001, nanos: 0 });
+    assert_eq!(t.coarsened(2_000_000_000), Time { secs: 1_700_000_000, nanos: 0 });
+    // Before 1970, rounded down too.
+    assert_eq!(Time { secs: -3, nanos: 5 }.coarsened(2_000_000_000), Time { secs: -4, nanos: 0 });
+    // Next to the ends of the range: no overflow.
+    assert_eq!(Time { secs: i64::MIN, nanos: 1 }.coarsened(3_000_000_000).nanos, 0);
+    assert_eq!(Time { secs: i64::MAX, nanos: 999_999_999 }.coarsened(2_000_000_000).secs, i64::MAX - 1);
+}
+
+proptest! {
+    /// A coarsened time is never later, is less than one step earlier, and
+    /// coarsening it again changes nothing: a copy whose time a coarser
+    /// side cut compares equal to its source.
+    #[test]
+    fn coarsening_rounds_down_once(secs in any::<i64>(), nanos in 0u32..1_000_000_000,
+                                   step in prop_oneof![Just(1u32), Just(1_000), Just(10_000_000),
+                                                       Just(1_000_000_000), Just(2_000_000_000)]) {
+        let t = Time { secs, nanos };
+        let c = t.coarsened(step);
+        prop_assert!(c <= t);
+        prop_assert_eq!(c.coarsened(step), c);
+        let as_nanos = |t: Time| i128::from(t.secs) * 1_000_000_000 + i128::from(t.nanos);
+        if secs > i64::MIN + 2 {
+            prop_assert!(as_nanos(t) - as_nanos(c) < i128::from(step));
+        }
+    }
+}
+
+#[test]
+fn a_name_never_agreed_on_with_a_version_on_each_side_keeps_both() {
+    // The event of B's write may come after A's was taken: A's version
+    // must not replace B's, nor B's A's, whatever the events say.
+    assert_eq!(decide(None, Some(file(5, 9)), Some(file(4, 7)), ON_A), Action::Conflict { winner: Side::A });
+    assert_eq!(decide(None, Some(file(5, 7)), Some(file(4, 9)), ON_A), Action::Conflict { winner: Side::B });
+    assert_eq!(decide(None, Some(dir()), Some(file(4, 9)), ON_A), Action::Conflict { winner: Side::B });
+    let closed_on_b = Reason { closed: true, ..ON_B };
+    assert_eq!(decide(None, Some(file(4, 7)), Some(file(4, 7)), closed_on_b), Action::ConflictUnlessSame);
+    // With a base, the side that did not change since is older news.
+    assert_eq!(decide(Some(file(4, 7)), Some(file(5, 9)), Some(file(4, 7)), ON_A), Action::Copy { from: Side::A });
+    // One side only: copied, as before.
+    assert_eq!(decide(None, Some(file(4, 7)), None, ON_A), Action::Copy { from: Side::A });
+}

@@ -10,6 +10,7 @@ use kernel::alloc::{flags::GFP_ATOMIC, flags::GFP_KERNEL, KVec};
 use kernel::bindings;
 use kernel::ffi::{c_long, c_ulong};
 use kernel::prelude::*;
+use kernel::rbtree::RBTree;
 
 /// A number of pages in KiB (`usize` is 64 bits wide on every target
 /// with `CONFIG_64BIT`; the product saturates rather than wrap).
@@ -262,7 +263,7 @@ fn walk(found: &mut KVec<(MmGrab, MmStats)>) -> Walk {
 pub(crate) fn total_in_caller_ns() -> Result<Total> {
     // Room for every process there is now, and some that may come.
     let mut room = count_processes().checked_add(32).ok_or(ENOMEM)?;
-    let mut found = loop {
+    let found = loop {
         let mut found = KVec::with_capacity(room, GFP_KERNEL)?;
         if walk(&mut found).complete {
             break found;
@@ -271,20 +272,22 @@ pub(crate) fn total_in_caller_ns() -> Result<Total> {
         drop(found);
         room = room.checked_mul(2).ok_or(ENOMEM)?;
     };
-    found
-        .as_mut_slice()
-        .sort_unstable_by_key(|(grab, _)| grab.0.as_ptr() as usize);
     let mut total = Total {
         reserved_kb: 0,
         committed_kb: 0,
     };
-    let mut last: usize = 0;
+    // Each address space once, by its address. A tree, not a sort: the
+    // core sort's panic on an inconsistent order is a call objtool 6.12
+    // does not know as noreturn (a build warning).
+    let mut counted = RBTree::new();
     for (grab, stats) in found.as_slice() {
         let key = grab.0.as_ptr() as usize;
-        if key != last {
+        if counted
+            .try_create_and_insert(key, (), GFP_KERNEL)?
+            .is_none()
+        {
             total.reserved_kb = total.reserved_kb.saturating_add(stats.reserved_kb);
             total.committed_kb = total.committed_kb.saturating_add(stats.committed_kb);
-            last = key;
         }
     }
     // `found` drops here, outside RCU: the `mmdrop()`s may free.
