@@ -89,9 +89,8 @@ fn a_9p_share_as_b_mirrors_a_round_of_changes_both_ways() {
     let want = |expected: &[(&str, &str)]| -> BTreeMap<String, String> {
         expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     };
-    let both_hold = |expected: &BTreeMap<String, String>| {
-        eventually(ARRIVAL, || model(&a) == *expected && model(&b) == *expected)
-    };
+    let both_hold =
+        |expected: &BTreeMap<String, String>| eventually(ARRIVAL, || model(&a) == *expected && model(&b) == *expected);
 
     // New files and a subtree on A arrive on B.
     fs::write(a.join("f1"), b"one").unwrap();
