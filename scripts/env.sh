@@ -16,8 +16,10 @@ DEB_DIR=$CACHE/packages                        # scripts/build-deb's packages
 [ "$FLAVOUR" != deb ] || BZIMAGE=$DEB_DIR/vmlinuz
 KHEADERS=$CACHE/headers                        # make headers_install output
 # The standard library's source of the installed rustc (rust-web-src): the
-# version comes from the compiler, so a Debian point release moves both.
-RUST_LIB_SRC=/usr/src/rustc-$(/usr/bin/rustc --version 2>/dev/null | cut -d' ' -f2)/library
+# version comes from the compiler, so a Debian point release moves both. On
+# a fresh machine there is no rustc until scripts/setup ran: no failure here
+# (a failed substitution would end the sourcing script under set -e).
+RUST_LIB_SRC=/usr/src/rustc-$({ /usr/bin/rustc --version 2>/dev/null || true; } | cut -d' ' -f2)/library
 VENV=$CACHE/venv                               # virtme-ng (scripts/setup)
 KMAKE_VARS=(RUSTC=/usr/bin/rustc BINDGEN="$HOME/.cargo/bin/bindgen" RUST_LIB_SRC="$RUST_LIB_SRC")
 [ "$FLAVOUR" != kasan ] || KMAKE_VARS+=(LLVM=1)
