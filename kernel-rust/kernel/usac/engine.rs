@@ -6,20 +6,21 @@
 use crate::base::{Base, Ids};
 use crate::creds::Cred;
 use crate::events::{Dirty, Events, Move, MAX_LOST_DIRS};
+use crate::failures::Failures;
 use crate::memcg::{self, CallerMemcg, GFP};
 use crate::notify::{DirRef, Group, InodeId};
 use crate::path::DirPath;
-use crate::plan::{self, Action, Entry, Kind, Reason, Side, Time};
+use crate::plan::{self, Action, Entry, Holds, Kind, Reason, Side, Time};
 use crate::ratelimit::RateLimit;
 use crate::record::{self, Roots, Unusable};
-use crate::registry::Registration;
+use crate::registry::{self, Registration};
 use crate::thread::{self, Thread};
 use crate::vec;
 use crate::vfs::{self, Held, Target};
 use crate::wait::Sleeper;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::alloc::{KBox, KVec};
-use kernel::error::code::{EAGAIN, EEXIST, EINTR, EISDIR, ENOENT};
+use kernel::error::code::{EAGAIN, EEXIST, EINTR, EISDIR, ENOENT, EROFS, EXDEV};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::sync::Mutex;
@@ -50,6 +51,10 @@ const MAX_RENAME_WAITS: u32 = 4;
 /// thread looks at it anyway (a hard link or `mknod` has no close).
 const CREATE_GRACE_MS: u32 = 20;
 
+/// How many names [`Engine::tell_once`] remembers; beyond, they are said
+/// again on their next change.
+const MAX_TOLD: usize = 1024;
+
 /// The state of one call, shared by the caller and the thread.
 pub(crate) struct Engine {
     a: DirPath,
@@ -67,10 +72,15 @@ pub(crate) struct Engine {
     roots: Roots,
     /// Whose memory the thread's allocations are.
     memcg: CallerMemcg,
-    /// The coarser of the two sides' time granularities: mtimes are
-    /// compared as both sides can keep them (9p keeps whole seconds of a
-    /// time set through it), so a copy never looks changed.
-    time_granularity: u32,
+    /// What each side's file system can hold (A's first).
+    holds: [Holds; 2],
+    /// The coarser of the two sides' time granularities, and the range of
+    /// seconds both keep: mtimes are compared as both sides can keep them
+    /// (9p keeps whole seconds of a time set through it, FAT 2-second
+    /// steps from 1980), so a copy never looks changed.
+    times: (u32, (i64, i64)),
+    /// Names said once not to be mirrored, not said again.
+    told: Pin<KBox<Mutex<KVec<KVec<u8>>>>>,
     /// The pair in the table of live calls, until the last save ended.
     registration: Registration,
 }
@@ -81,19 +91,16 @@ impl Engine {
         a: DirPath,
         b: DirPath,
         creds: ARef<Cred>,
+        call_id: u64,
         registration: Registration,
     ) -> Result<Arc<Self>> {
         let group = Group::new()?;
-        let call_id = thread::random_u64();
         let events = Events::new([InodeId::of(a.inode()), InodeId::of(b.inode())], call_id)?;
         let [dev_a, ino_a] = a.identity();
         let [dev_b, ino_b] = b.identity();
         let roots = [dev_a, ino_a, dev_b, ino_b];
         let base = Self::load_base(&a, &b, &roots)?;
-        let time_granularity = a
-            .inode()
-            .time_granularity()
-            .max(b.inode().time_granularity());
+        let holds = [a.inode().holds(), b.inode().holds()];
         let engine = Self {
             a,
             b,
@@ -105,7 +112,9 @@ impl Engine {
             base: KBox::pin_init(kernel::new_mutex!(base, "usac_base"), GFP)?,
             roots,
             memcg: CallerMemcg::of_current(),
-            time_granularity,
+            holds,
+            times: holds[0].common_times(&holds[1]),
+            told: KBox::pin_init(kernel::new_mutex!(KVec::new(), "usac_told"), GFP)?,
             registration,
         };
         Ok(Arc::new(engine, GFP)?)
@@ -166,6 +175,13 @@ impl Engine {
     /// Writes the base into `dir_a` for the next call: complete under a
     /// temporary name first, then renamed over the last one.
     fn save_base(&self) -> Result {
+        // What the base records as agreed must be on both devices first: a
+        // side that a crash rolled back must not look changed by its user
+        // (its older version would then be copied over the newer one).
+        self.b.sync_file_system()?;
+        if !self.a.same_file_system(&self.b) {
+            self.a.sync_file_system()?;
+        }
         let bytes = self.base.lock().encode(&self.roots)?;
         let temp = plan::temp_name(self.call_id, self.temp_seq.fetch_add(1, Ordering::Relaxed));
         let written = vfs::write_new_file(&self.a, &temp, &bytes)
@@ -286,6 +302,36 @@ impl Engine {
         self.registration.caller_left();
     }
 
+    fn holds(&self, side: Side) -> &Holds {
+        match side {
+            Side::A => &self.holds[0],
+            Side::B => &self.holds[1],
+        }
+    }
+
+    /// False when one side keeps no permission bits and owners.
+    fn modes_compared(&self) -> bool {
+        self.holds[0].modes && self.holds[1].modes
+    }
+
+    /// Says `what` of `rel` once per call.
+    fn tell_once(&self, rel: &[u8], what: &str, side: Side) -> Result {
+        let mut told = self.told.lock();
+        if told.iter().any(|t| t.as_slice() == rel) {
+            return Ok(());
+        }
+        pr_info!(
+            "\"{}\" not mirrored: {:?} {}\n",
+            kernel::str::BStr::from_bytes(rel),
+            side,
+            what
+        );
+        if told.len() < MAX_TOLD {
+            told.push(clone_bytes(rel)?, GFP)?;
+        }
+        Ok(())
+    }
+
     fn root(&self, side: Side) -> &DirPath {
         match side {
             Side::A => &self.a,
@@ -322,6 +368,7 @@ impl Engine {
         // allocated ahead, since the handler cannot wait for it.
         let mut room = None;
         let mut started = false;
+        let mut failures = Failures::new();
         loop {
             if room.is_none() {
                 room = KVec::with_capacity(MAX_LOST_DIRS, GFP).ok();
@@ -342,17 +389,37 @@ impl Engine {
             }
             let lost = self.events.take_lost(&mut room);
             let idle = batch.is_empty() && moves.is_empty() && !rescan_all && lost.is_empty();
-            if idle && (later.is_empty() || rounds >= MAX_RETRY_ROUNDS) {
+            let retry = failures.wait_ms();
+            if idle && retry == Some(0) {
+                match failures.retry() {
+                    Ok((names, whole_tree)) => {
+                        rescan_all |= whole_tree;
+                        for path in names.into_iter() {
+                            let why = deep_scan();
+                            if batch.push(Dirty { path, why }, GFP).is_err() {
+                                rescan_all = true;
+                            }
+                        }
+                    }
+                    Err(_) => rescan_all = true,
+                }
+            } else if idle && (later.is_empty() || rounds >= MAX_RETRY_ROUNDS) {
                 later = KVec::new();
+                // The next retry of failed names bounds every sleep.
+                let retry = retry.map(kernel::time::msecs_to_jiffies);
                 if self.events.pending.lock().dirty.is_empty() {
                     if !unsaved {
-                        asleep.sleep();
+                        match retry {
+                            Some(wait) => drop(asleep.sleep_for(wait)),
+                            None => asleep.sleep(),
+                        }
                         continue;
                     }
                     let since = ktime_ms_delta(Ktime::ktime_get(), saved_at);
                     match u32::try_from(SAVE_EVERY_MS.saturating_sub(since)) {
                         Ok(wait) if wait > 0 => {
-                            asleep.sleep_for(kernel::time::msecs_to_jiffies(wait));
+                            let wait = kernel::time::msecs_to_jiffies(wait);
+                            asleep.sleep_for(retry.map_or(wait, |r| r.min(wait)));
                         }
                         _ => {
                             drop(asleep);
@@ -364,7 +431,9 @@ impl Engine {
                     // to close them, unless something else comes.
                     let grace = grace_left
                         .unwrap_or_else(|| kernel::time::msecs_to_jiffies(CREATE_GRACE_MS));
-                    grace_left = Some(asleep.sleep_for(grace));
+                    let slept = retry.map_or(grace, |r| r.min(grace));
+                    let left = asleep.sleep_for(slept);
+                    grace_left = Some(grace.saturating_sub(slept.saturating_sub(left)));
                 }
                 continue;
             }
@@ -398,11 +467,34 @@ impl Engine {
             let names = Names {
                 later: &mut later,
                 parked: &mut parked,
+                failures: &mut failures,
             };
             self.process(batch, moves, rescan_all, lost, &mut limiter, names);
             let now = Ktime::ktime_get();
             if ktime_ms_delta(now, saved_at) >= SAVE_EVERY_MS && self.base.lock().unsaved() {
                 save(&mut saved_at, &mut limiter);
+            }
+        }
+    }
+
+    /// Says a failure that is retried: a read-only side once for all its
+    /// names, any other per name.
+    fn report_failure(
+        &self,
+        path: &[u8],
+        err: Error,
+        failures: &mut Failures,
+        limiter: &mut Option<RateLimit>,
+    ) {
+        if err != EROFS {
+            return limiter.report(path, err);
+        }
+        for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
+            if self.root(side).is_read_only() && failures.first_read_only(i) {
+                pr_warn!(
+                    "dir_{:?} is read-only: changes wait until it is writable again\n",
+                    side
+                );
             }
         }
     }
@@ -497,7 +589,11 @@ impl Engine {
         limiter: &mut Option<RateLimit>,
         names: Names<'_>,
     ) {
-        let Names { later, parked } = names;
+        let Names {
+            later,
+            parked,
+            failures,
+        } = names;
         if unpark(&mut batch, parked).is_err() {
             self.events.pending.lock().rescan_all = true;
         }
@@ -558,7 +654,7 @@ impl Engine {
         let recent = batch.as_slice();
         let mut handle = |path: &[u8], why: Reason, work: &mut KVec<Dirty>| {
             match self.sync_name(path, why, work, parked, recent) {
-                Ok(()) => {}
+                Ok(()) => failures.succeeded(path),
                 // Raced with the user (a parent vanished or appeared, a
                 // directory filled up): reconcile the parent directory, which
                 // never deletes, instead of leaving the two sides apart.
@@ -571,6 +667,11 @@ impl Engine {
                 }
                 // Interrupted by the teardown: nothing to report.
                 Err(_) if thread::should_stop() => {}
+                Err(err) if Failures::passes(err) => {
+                    if failures.failed(path) {
+                        self.report_failure(path, err, failures, limiter);
+                    }
+                }
                 Err(err) => limiter.report(path, err),
             }
         };
@@ -618,7 +719,13 @@ impl Engine {
             // (the sync cannot set them): see `settle_links`.
             entry.mtime = Time::default();
         } else {
-            entry.mtime = entry.mtime.coarsened(self.time_granularity);
+            let (granularity, range) = self.times;
+            entry.mtime = entry.mtime.clamped(range).coarsened(granularity);
+            if !self.modes_compared() {
+                // Not kept on one side: not compared, and what a copy from
+                // that side gets where modes are kept.
+                entry.mode = Holds::default_mode(entry.kind);
+            }
             if !self.root(side.other()).inode().keeps_acls() && held.has_acl()? {
                 // What a side without ACLs can hold of an entry with one:
                 // its owner's bits alone (`vfs::mkdir`, `vfs::copy_file`).
@@ -654,13 +761,30 @@ impl Engine {
         parked: &mut KVec<Dirty>,
         recent: &[Dirty],
     ) -> Result {
+        let name = vfs::split(rel).1;
+        if let Some(call) = plan::temp_call(name) {
+            return self.temp_of_another_call(call, rel);
+        }
+        for side in [Side::A, Side::B] {
+            if !self.holds(side).takes_name(name) {
+                return self.tell_once(rel, "refuses the name", side);
+            }
+        }
         if let Some(side) = why.created_on() {
             if self.copy_new(side, rel)? {
                 return Ok(());
             }
         }
-        let a = self.stat(Side::A, rel)?;
-        let b = self.stat(Side::B, rel)?;
+        let (a, b) = match (self.stat(Side::A, rel), self.stat(Side::B, rel)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) if e == vfs::case_collision() => {
+                return self.step_aside(Side::B, rel, work)
+            }
+            (_, Err(e)) if e == vfs::case_collision() => {
+                return self.step_aside(Side::A, rel, work)
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
         // A file still open for writing is reported again on its close:
         // copying it now would copy a half-written file, and copying over it
         // would leave what its writer writes next in an unlinked file. So
@@ -728,6 +852,9 @@ impl Engine {
             Action::Skip => Err(kernel::error::code::EPERM),
             Action::Copy { from } => {
                 let src = entry(from).ok_or(ENOENT)?;
+                if src.kind == Kind::Symlink && !self.holds(from.other()).symlinks {
+                    return self.tell_once(rel, "holds no symlinks", from.other());
+                }
                 self.copy(from, rel, &src, held(from), entry(from.other()))
                     .and_then(|copied| self.agreed_on(rel, &copied))
             }
@@ -739,7 +866,7 @@ impl Engine {
                 vfs::mkdir(
                     self.root(on),
                     rel,
-                    src.mode,
+                    self.holds(on).modes.then_some(src.mode),
                     held(on.other()).ok_or(ENOENT)?,
                 )?;
                 self.agreed(rel, &src)?;
@@ -867,7 +994,12 @@ impl Engine {
         if self.stat(other, to)?.is_some() || !moved.1.in_sync_with(&there) {
             return Ok(None);
         }
-        vfs::rename(self.root(other), from, to)?;
+        match vfs::rename(self.root(other), from, to) {
+            // Refused for this entry (overlayfs moves no directory of its
+            // lower layer): a delete plus a create, name by name.
+            Err(e) if e == EXDEV => return Ok(None),
+            other => other?,
+        }
         self.base.lock().rename(from, to)?;
         Ok(Some(moved.1.kind))
     }
@@ -900,7 +1032,16 @@ impl Engine {
         let mut target = KVec::new();
         let written = match src.kind {
             Kind::File => {
-                vfs::copy_file(source, self.root(to), &temp_rel, src, thread::should_stop).map(Some)
+                let (like, carry) = self.as_copied(from, rel, src)?;
+                vfs::copy_file(
+                    source,
+                    self.root(to),
+                    &temp_rel,
+                    &like,
+                    carry,
+                    thread::should_stop,
+                )
+                .and_then(|copied| copied.flush().map(|()| Some(copied)))
             }
             Kind::Symlink => {
                 target = vfs::read_link(source)?;
@@ -924,6 +1065,78 @@ impl Engine {
             let _ = vfs::unlink(self.root(to), &temp_rel);
         }
         placed
+    }
+
+    /// What a copy of `src` (`rel` on `from`) gets on the other side besides
+    /// content and mtime. From a side without modes and owners, a file the
+    /// copy replaces keeps its own (a private file stays private); a new
+    /// one gets [`Holds::default_mode`] and the caller's owner.
+    fn as_copied(&self, from: Side, rel: &[u8], src: &Entry) -> Result<(Entry, vfs::Carry)> {
+        let to = from.other();
+        let carry = vfs::Carry {
+            modes: self.holds(to).modes,
+            owner: self.holds(from).modes && self.holds(to).modes,
+        };
+        if self.holds(from).modes || !self.holds(to).modes {
+            return Ok((*src, carry));
+        }
+        let Some(there) = vfs::lookup(self.root(to), rel)? else {
+            return Ok((*src, carry));
+        };
+        let there = there.stat()?;
+        let like = Entry {
+            mode: there.mode,
+            uid: there.uid,
+            gid: there.gid,
+            ..*src
+        };
+        Ok((
+            like,
+            vfs::Carry {
+                modes: true,
+                owner: true,
+            },
+        ))
+    }
+
+    /// `rel` is a temporary name of the call `call`: one that runs (on a
+    /// tree that overlaps this one) owns it; one that ended left it behind
+    /// in a crash, half written maybe, and it goes (its source is mirrored
+    /// anew).
+    fn temp_of_another_call(&self, call: u64, rel: &[u8]) -> Result {
+        if call == self.call_id || registry::call_is_live(call) {
+            return Ok(());
+        }
+        for side in [Side::A, Side::B] {
+            if matches!(self.stat(side, rel)?, Some((_, e)) if e.kind == Kind::File) {
+                vfs::unlink(self.root(side), rel)?;
+                pr_info!(
+                    "removed \"{}\" from dir_{:?}: a temporary copy left by a call that did not end\n",
+                    kernel::str::BStr::from_bytes(rel),
+                    side
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// `rel` on `side` takes the place of another name on the other side,
+    /// which folds case (`foo` beside `Foo` on FAT): it moves aside under a
+    /// conflict name, which both sides can hold, and is mirrored as that.
+    fn step_aside(&self, side: Side, rel: &[u8], work: &mut KVec<Dirty>) -> Result {
+        let Some((held, entry)) = self.stat(side, rel)? else {
+            return Ok(());
+        };
+        let (dir, name) = vfs::split(rel);
+        let aside = self.free_conflict_name(dir, name, &entry)?;
+        vfs::rename_entry(self.root(side), dir, name, &aside, &held)?;
+        pr_info!(
+            "\"{}\" differs only in case from a name on dir_{:?}, which cannot hold both: moved aside as \"{}\"\n",
+            kernel::str::BStr::from_bytes(rel),
+            side.other(),
+            kernel::str::BStr::from_bytes(&aside)
+        );
+        push_scan(work, &vfs::join(dir, &aside)?)
     }
 
     /// Renames the copy `temp` over `name` on side `to`, unless the user
@@ -1279,6 +1492,8 @@ struct Names<'a> {
     later: &'a mut KVec<KVec<u8>>,
     /// Names waiting for a writer's close, with their reasons.
     parked: &'a mut KVec<Dirty>,
+    /// Names to try again after a back-off.
+    failures: &'a mut Failures,
 }
 
 /// Leaves `rel` until an event names it again (the close it waits for),

@@ -3,6 +3,7 @@
 //! An inode, always reached through a count or a borrow of a pinning
 //! reference (a dentry or path held by the caller).
 
+use crate::plan::Holds;
 use core::ptr::NonNull;
 use kernel::bindings;
 use kernel::types::{AlwaysRefCounted, Opaque};
@@ -65,11 +66,20 @@ impl Inode {
         unsafe { [u64::from((*(*self.0.get()).i_sb).s_dev), self.ino()] }
     }
 
-    /// How finely its file system keeps a time set on it, in nanoseconds.
-    pub(crate) fn time_granularity(&self) -> u32 {
-        // SAFETY: pinned (type invariant), and its superblock with it;
-        // `s_time_gran` is set before the superblock is live.
-        unsafe { (*(*self.0.get()).i_sb).s_time_gran }
+    /// What its file system can hold: permission bits, symlinks, which
+    /// names, which times.
+    pub(crate) fn holds(&self) -> Holds {
+        // SAFETY: pinned (type invariant), and its superblock with it; these
+        // fields are set before the superblock is live and never change.
+        let (magic, granularity, times) = unsafe {
+            let sb = (*self.0.get()).i_sb;
+            (
+                (*sb).s_magic as u64,
+                (*sb).s_time_gran,
+                ((*sb).s_time_min, (*sb).s_time_max),
+            )
+        };
+        Holds::of(magic, granularity, times)
     }
 
     /// True when its file system keeps POSIX ACLs.

@@ -99,6 +99,27 @@ impl DirPath {
         self.inode().identity()
     }
 
+    /// True when nothing can be written below it now (its file system
+    /// remounted read-only, say).
+    pub(crate) fn is_read_only(&self) -> bool {
+        // SAFETY: the path is referenced (type invariant).
+        unsafe { bindings::usac_read_only(&self.0) }
+    }
+
+    /// Writes out and waits on all of its file system, as `syncfs(2)`;
+    /// `EBUSY` while an unmount or a remount holds the file system.
+    pub(crate) fn sync_file_system(&self) -> Result {
+        // SAFETY: the dentry is referenced (type invariant), and pins its
+        // superblock.
+        to_result(unsafe { bindings::usac_sync_fs((*self.0.dentry).d_sb) })
+    }
+
+    /// True when both lie on one file system.
+    pub(crate) fn same_file_system(&self, other: &DirPath) -> bool {
+        // SAFETY: both dentries are referenced (type invariant).
+        unsafe { (*self.0.dentry).d_sb == (*other.0.dentry).d_sb }
+    }
+
     /// True once the directory was removed (`rmdir` marks it dead).
     pub(crate) fn is_deleted(&self) -> bool {
         self.inode().is_dead()

@@ -75,6 +75,101 @@ impl Time {
     }
 }
 
+impl Time {
+    /// This time as a file system that keeps only times from `min` to
+    /// `max` seconds (its `s_time_min`, `s_time_max`) keeps it: clamped.
+    pub fn clamped(self, (min, max): (i64, i64)) -> Time {
+        if self.secs < min {
+            Time {
+                secs: min,
+                nanos: 0,
+            }
+        } else if self.secs > max {
+            Time {
+                secs: max,
+                nanos: 0,
+            }
+        } else {
+            self
+        }
+    }
+}
+
+/// `MSDOS_SUPER_MAGIC`: vfat and msdos.
+const FAT_MAGIC: u64 = 0x4d44;
+/// `EXFAT_SUPER_MAGIC`.
+const EXFAT_MAGIC: u64 = 0x2011_bab0;
+
+/// What a file system can hold of a tree, decided once per side from its
+/// superblock.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Holds {
+    /// Permission bits and owners (FAT and exFAT have one fixed mode,
+    /// and refuse a chmod or chown that would change it).
+    pub modes: bool,
+    /// Symbolic links.
+    pub symlinks: bool,
+    /// Any name: FAT and exFAT refuse some characters, trailing dots and
+    /// spaces, and names that are no UTF-8.
+    pub any_name: bool,
+    /// How finely it keeps an mtime, in nanoseconds.
+    pub time_granularity: u32,
+    /// The first and last second it can keep.
+    pub times: (i64, i64),
+}
+
+impl Holds {
+    /// For a superblock with `magic`, `s_time_gran` and the range of
+    /// `s_time_min` to `s_time_max`.
+    pub fn of(magic: u64, time_granularity: u32, times: (i64, i64)) -> Holds {
+        let fat_like = magic == FAT_MAGIC || magic == EXFAT_MAGIC;
+        Holds {
+            modes: !fat_like,
+            symlinks: !fat_like,
+            any_name: !fat_like,
+            // FAT says 1 ns, but keeps an mtime in 2-second steps.
+            time_granularity: if magic == FAT_MAGIC {
+                2_000_000_000
+            } else {
+                time_granularity
+            },
+            times,
+        }
+    }
+
+    /// False for a name this file system refuses (or would store as
+    /// another name: FAT strips trailing dots).
+    pub fn takes_name(&self, name: &[u8]) -> bool {
+        const REFUSED: &[u8] = b"\"*/:<>?\\|";
+        self.any_name
+            || (core::str::from_utf8(name).is_ok()
+                && !name.iter().any(|c| *c < 0x20 || REFUSED.contains(c))
+                && !matches!(name.last(), Some(b'.' | b' ')))
+    }
+
+    /// How two sides compare times: at the coarser granularity, within the
+    /// range both can keep.
+    pub fn common_times(&self, other: &Holds) -> (u32, (i64, i64)) {
+        (
+            self.time_granularity.max(other.time_granularity),
+            (
+                self.times.0.max(other.times.0),
+                self.times.1.min(other.times.1),
+            ),
+        )
+    }
+
+    /// The permission bits an entry of `kind` gets on a side that keeps
+    /// them, from a side that does not (as a umask of 022 gives).
+    pub fn default_mode(kind: Kind) -> u32 {
+        match kind {
+            Kind::Dir => 0o755,
+            Kind::Symlink => 0o777,
+            Kind::File | Kind::Special => 0o644,
+        }
+    }
+}
+
 /// What one side holds under a name.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Entry {
@@ -417,8 +512,27 @@ pub fn temp_name(call: u64, seq: u64) -> [u8; TEMP_NAME_LEN] {
     out
 }
 
-/// True for the temporary names of the call `call` only: what another call
-/// or a user made under a like name is mirrored as any other name.
+/// The call whose temporary name `name` is, if it is one.
+pub fn temp_call(name: &[u8]) -> Option<u64> {
+    let rest = name.strip_prefix(TEMP_PREFIX)?;
+    if rest.len() != 33 || rest[16] != b'-' {
+        return None;
+    }
+    let hex = |digits: &[u8]| {
+        digits.iter().try_fold(0u64, |value, d| {
+            let digit = match d {
+                b'0'..=b'9' => d - b'0',
+                b'a'..=b'f' => d - b'a' + 10,
+                _ => return None,
+            };
+            Some(value << 4 | u64::from(digit))
+        })
+    };
+    hex(&rest[17..])?;
+    hex(&rest[..16])
+}
+
+/// True for the temporary names of the call `call` only.
 pub fn is_temp_name_of(call: u64, name: &[u8]) -> bool {
     name.len() == TEMP_NAME_LEN
         && name[..TEMP_PREFIX.len() + 17] == temp_name(call, 0)[..TEMP_PREFIX.len() + 17]

@@ -31,6 +31,8 @@ struct LivePair {
     mounts: [*const bindings::vfsmount; 2],
     uid: u32,
     id: u64,
+    /// The call's own number, in its temporary names.
+    call: u64,
     caller: *mut bindings::task_struct,
     unmounting: *const AtomicBool,
 }
@@ -90,7 +92,7 @@ pub(crate) struct Registration {
 impl Registration {
     /// Registers the pair `a`, `b` of user `uid`, called by the current
     /// task, which keeps the registration until it leaves the call.
-    pub(crate) fn new(a: &DirPath, b: &DirPath, uid: u32) -> Result<Self> {
+    pub(crate) fn new(a: &DirPath, b: &DirPath, uid: u32, call: u64) -> Result<Self> {
         let mounts = [a.mount(), b.mount()];
         let (a, b) = (InodeId::of(a.inode()), InodeId::of(b.inode()));
         let unmounting = KBox::new(AtomicBool::new(false), GFP)?;
@@ -133,6 +135,7 @@ impl Registration {
                 mounts,
                 uid,
                 id,
+                call,
                 // SAFETY: the running task.
                 caller: unsafe { bindings::get_current() },
                 unmounting: &*unmounting,
@@ -162,6 +165,13 @@ impl Registration {
 
 /// Asks every live call with a root on `mnt` to end, waking its caller;
 /// true while there is one.
+/// True while the call numbered `call` runs or saves its base: its
+/// temporary names are its own, not left over by a crash.
+pub(crate) fn call_is_live(call: u64) -> bool {
+    let mut locked = Locked::lock();
+    locked.table().pairs.iter().any(|pair| pair.call == call)
+}
+
 pub(crate) fn end_calls_on(mnt: *const bindings::vfsmount) -> bool {
     let mut locked = Locked::lock();
     let mut found = false;

@@ -15,6 +15,7 @@ mod base;
 mod creds;
 mod engine;
 mod events;
+mod failures;
 mod inode;
 mod memcg;
 mod notify;
@@ -65,14 +66,15 @@ fn real_time_sync(dir_a: &CStr, dir_b: &CStr) -> Result {
     let creds = Cred::of_caller();
     // Kept by the engine until its last save: an unmount and a new call
     // for the pair wait for it.
-    let registration = match Registration::new(&a, &b, creds.uid()) {
+    let call_id = thread::random_u64();
+    let registration = match Registration::new(&a, &b, creds.uid(), call_id) {
         // A signal came while waiting for the pair's last call to finish:
         // it ends this call as it would a running one (a restart would
         // lose it).
         Err(e) if e == ERESTARTSYS => return ended_by(wait::woken_by_pending_signal()),
         registration => registration?,
     };
-    let engine = Engine::new(a, b, creds, registration)?;
+    let engine = Engine::new(a, b, creds, call_id, registration)?;
     engine.watch_roots()?;
     let thread = Thread::spawn(kernel::c_str!("usac-sync"), engine.clone())?;
     // Known before it runs, so the handler can tell its echo from the start.

@@ -260,7 +260,20 @@ fn walk(root: &DirPath, rel: &[u8], flags: u32) -> Result<Option<Held>> {
     match to_result(ret) {
         // INVARIANT: a successful lookup without LOOKUP_CREATE returns a
         // referenced, positive dentry.
-        Ok(()) => Ok(Some(Held(path))),
+        Ok(()) => {
+            let held = Held(path);
+            let last = split(rel).1;
+            // SAFETY: the dentry is referenced by `held`; `last` is valid
+            // for its length.
+            let named = unsafe {
+                bindings::usac_dentry_named(held.dentry(), last.as_ptr(), last.len() as c_uint)
+            };
+            if named {
+                Ok(Some(held))
+            } else {
+                Err(case_collision())
+            }
+        }
         Err(e) if e == ENOENT || e == ENOTDIR || e == symlink_met() => Ok(None),
         Err(e) => Err(e),
     }
@@ -939,8 +952,9 @@ pub(crate) fn rmdir(root: &DirPath, rel: &[u8]) -> Result {
 
 /// Creates the directory `rel` with `mode` and the ACLs of `like` (the
 /// source directory); a target that keeps no ACLs where `like` has one
-/// gets its owner's bits alone.
-pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: u32, like: &Held) -> Result {
+/// gets its owner's bits alone. With no `mode` (a target without modes),
+/// the directory is made as its file system makes them.
+pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: Option<u32>, like: &Held) -> Result {
     let (parent, name) = parent_of(root, rel)?;
     let _write = MountWrite::get(parent.mnt())?;
     let locked = LockedParent::lock(&parent);
@@ -952,7 +966,7 @@ pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: u32, like: &Held) -> Resul
             parent.idmap(),
             locked.dir_inode(),
             child.0,
-            mode as bindings::umode_t,
+            mode.unwrap_or(0o755) as bindings::umode_t,
         )
     })?;
     if child.is_negative() {
@@ -967,6 +981,9 @@ pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: u32, like: &Held) -> Resul
         idmap: parent.idmap(),
         dentry: child.0,
         _pinned: PhantomData,
+    };
+    let Some(mode) = mode else {
+        return Ok(());
     };
     let mode = copy_acls_and_xattrs(like.at(), made, true, mode)?;
     // The parent's default ACL may have masked the mode it was made with.
@@ -1131,17 +1148,17 @@ pub(crate) fn rename(root: &DirPath, from: &[u8], to: &[u8]) -> Result {
 /// Sets mode, mtime and, when `owner` is given, owner and group of an
 /// open file's inode, in one change: the mode is checked against the new
 /// owner, never applied to the old one first.
-fn set_attrs(file: &OpenFile, mode: u32, mtime: Time, owner: Option<(u32, u32)>) -> Result {
+fn set_attrs(file: &OpenFile, mode: Option<u32>, mtime: Time, owner: Option<(u32, u32)>) -> Result {
     let dentry = file.dentry();
     // SAFETY: the open file pins its dentry and positive inode.
     let inode = unsafe { (*dentry).d_inode };
     // SAFETY: plain data, the fields we set are marked in `ia_valid`.
     let mut attr: bindings::iattr = unsafe { core::mem::zeroed() };
-    attr.ia_valid = bindings::ATTR_MODE
-        | bindings::ATTR_MTIME
-        | bindings::ATTR_MTIME_SET
-        | bindings::ATTR_CTIME;
-    attr.ia_mode = (mode & 0o7777 | (bindings::S_IFREG)) as bindings::umode_t;
+    attr.ia_valid = bindings::ATTR_MTIME | bindings::ATTR_MTIME_SET | bindings::ATTR_CTIME;
+    if let Some(mode) = mode {
+        attr.ia_valid |= bindings::ATTR_MODE;
+        attr.ia_mode = (mode & 0o7777 | (bindings::S_IFREG)) as bindings::umode_t;
+    }
     attr.ia_mtime = bindings::timespec64 {
         tv_sec: mtime.secs,
         tv_nsec: mtime.nanos.try_into().unwrap_or(0),
@@ -1222,6 +1239,7 @@ pub(crate) fn copy_file(
     dst: &DirPath,
     dst_rel: &[u8],
     seen: &Entry,
+    carry: Carry,
     stop: impl Fn() -> bool,
 ) -> Result<Copied> {
     let from = OpenFile::open_for_reading(src)?;
@@ -1233,15 +1251,19 @@ pub(crate) fn copy_file(
     )?;
     // As `cp -a`: a caller allowed to chown gives the copy the source's
     // owner; any other copy is the caller's, without setuid and setgid.
-    let owner = may_chown().then_some((seen.uid, seen.gid));
+    let owner = (carry.owner && may_chown()).then_some((seen.uid, seen.gid));
     let (uid, gid) = owner.unwrap_or_else(|| owner_of(&to));
     // Before the owner changes: a caller may set ACLs on its own files.
-    let mode = copy_acls_and_xattrs(
-        src.at(),
-        to.at(),
-        false,
-        seen.mode_for_copy_owned_by(uid, gid),
-    )?;
+    let mode = if carry.modes {
+        Some(copy_acls_and_xattrs(
+            src.at(),
+            to.at(),
+            false,
+            seen.mode_for_copy_owned_by(uid, gid),
+        )?)
+    } else {
+        None
+    };
     if let Some(small) = usize::try_from(seen.size)
         .ok()
         .filter(|&n| n <= BUFFERED_COPY_MAX)
@@ -1251,7 +1273,7 @@ pub(crate) fn copy_file(
         to.write_all(&buf[..read], &mut 0)?;
         set_attrs(&to, mode, seen.mtime, owner)?;
         return Ok(Copied {
-            _file: to,
+            file: to,
             len: read as u64,
         });
     }
@@ -1285,7 +1307,7 @@ pub(crate) fn copy_file(
     }
     set_attrs(&to, mode, seen.mtime, owner)?;
     Ok(Copied {
-        _file: to,
+        file: to,
         len: u64::try_from(pos).map_err(|_| EINVAL)?,
     })
 }
@@ -1294,9 +1316,29 @@ pub(crate) fn copy_file(
 /// was put in place, so that watchers see its close under its final name
 /// and are not woken for the temporary one.
 pub(crate) struct Copied {
-    _file: OpenFile,
+    file: OpenFile,
     /// Bytes written: fewer than seen when the source shrank meanwhile.
     pub(crate) len: u64,
+}
+
+impl Copied {
+    /// Waits until the copy's content is on the device (`fdatasync`): the
+    /// rename that publishes it must never outlive a crash that its blocks
+    /// did not.
+    pub(crate) fn flush(&self) -> Result {
+        // SAFETY: the file is open (type invariant of `OpenFile`).
+        to_result(unsafe { bindings::vfs_fsync(self.file.0, 1) })
+    }
+}
+
+/// What a copy takes over from its source besides content and mtime.
+#[derive(Clone, Copy)]
+pub(crate) struct Carry {
+    /// Permission bits, ACLs and extended attributes: not where the
+    /// target keeps no modes (FAT).
+    pub(crate) modes: bool,
+    /// Owner and group, where the caller may give them.
+    pub(crate) owner: bool,
 }
 
 /// Files up to this size are copied through a buffer: a read and a write
@@ -1383,6 +1425,12 @@ pub(crate) fn write_new_file(root: &DirPath, rel: &[u8], content: &[u8]) -> Resu
     file.write_all(content, &mut 0)?;
     // SAFETY: the file is open (type invariant of `OpenFile`).
     to_result(unsafe { bindings::vfs_fsync(file.0, 0) })
+}
+
+/// `ENOTUNIQ`: a lookup found another name than the one asked for (on a
+/// file system that folds case, `foo` finds `Foo`).
+pub(crate) fn case_collision() -> Error {
+    Error::from_errno(-(bindings::ENOTUNIQ as c_int))
 }
 
 /// True when the running credentials may give files any owner.

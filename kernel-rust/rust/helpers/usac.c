@@ -201,3 +201,40 @@ struct mem_cgroup *rust_helper_usac_group_memcg(struct fsnotify_group *group)
 {
 	return group->memcg;
 }
+
+/*
+ * True when @dentry is named exactly @name (@len bytes): a case-folding
+ * file system finds a name under another spelling.
+ */
+bool rust_helper_usac_dentry_named(struct dentry *dentry,
+				   const unsigned char *name, unsigned int len)
+{
+	bool same;
+
+	spin_lock(&dentry->d_lock);
+	same = dentry->d_name.len == len &&
+	       !memcmp(dentry->d_name.name, name, len);
+	spin_unlock(&dentry->d_lock);
+	return same;
+}
+
+/*
+ * syncfs(2) of @sb; -EBUSY instead of waiting while an unmount or a
+ * remount holds it (the unmount may be waiting for our thread).
+ */
+int rust_helper_usac_sync_fs(struct super_block *sb)
+{
+	int ret;
+
+	if (!down_read_trylock(&sb->s_umount))
+		return -EBUSY;
+	ret = sync_filesystem(sb);
+	up_read(&sb->s_umount);
+	return ret;
+}
+
+/* True when the mount or the file system of @path is read-only. */
+bool rust_helper_usac_read_only(const struct path *path)
+{
+	return __mnt_is_readonly(path->mnt);
+}

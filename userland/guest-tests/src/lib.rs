@@ -17,6 +17,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 use wait_timeout::ChildExt;
 
+pub mod disk;
+
 /// A fresh directory for one test, removed when dropped.
 pub struct Scratch {
     pub root: PathBuf,
@@ -392,11 +394,15 @@ pub fn tree_diff(a: &Path, b: &Path) -> String {
     out
 }
 
+/// How the sync's temporary names begin (`TEMP_PREFIX` in the kernel's
+/// plan.rs).
+pub const TEMP_PREFIX: &str = ".usac-tmp-";
+
 /// The sync's temporary names never stay behind.
 pub fn assert_no_temp_names(root: &Path) {
     for (rel, _) in tree(root) {
         let name = rel.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(!name.starts_with(".usac-tmp-"), "temporary name left: {rel:?}");
+        assert!(!name.starts_with(TEMP_PREFIX), "temporary name left: {rel:?}");
     }
 }
 
@@ -421,4 +427,30 @@ pub fn arrives(path: &Path, content: &[u8]) -> bool {
 /// Waits until `path` is gone.
 pub fn gone(path: &Path) -> bool {
     eventually(ARRIVAL, || fs::symlink_metadata(path).is_err())
+}
+
+/// The kernel log.
+pub fn kernel_log() -> String {
+    let out = Command::new("dmesg").output().expect("run dmesg");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Empties the kernel log, so that a test reads only what it caused.
+pub fn clear_kernel_log() {
+    let status = Command::new("dmesg").arg("-C").status().expect("run dmesg -C");
+    assert!(status.success(), "dmesg -C");
+}
+
+/// How many lines of the kernel log contain `needle`.
+pub fn log_lines_with(needle: &str) -> usize {
+    kernel_log().lines().filter(|line| line.contains(needle)).count()
+}
+
+/// Waits until the kernel log contains `needle`, looking every 100 ms (a
+/// dmesg each millisecond would take a CPU from the sync).
+pub fn eventually_logged(needle: &str) -> bool {
+    eventually(ARRIVAL, || {
+        sleep(Duration::from_millis(100));
+        kernel_log().contains(needle)
+    })
 }

@@ -586,3 +586,70 @@ fn a_name_never_agreed_on_with_a_version_on_each_side_keeps_both() {
     // One side only: copied, as before.
     assert_eq!(decide(None, Some(file(4, 7)), None, ON_A), Action::Copy { from: Side::A });
 }
+
+/// FAT's `s_time_min` and `s_time_max` (1980 to 2107, UTC).
+const FAT_TIMES: (i64, i64) = (315_532_800, 4_354_819_198);
+const WIDE: (i64, i64) = (i64::MIN, i64::MAX);
+
+#[test]
+fn fat_and_exfat_hold_no_modes_no_symlinks_and_not_every_name() {
+    let vfat = Holds::of(0x4d44, 1, FAT_TIMES);
+    let exfat = Holds::of(0x2011_bab0, 10_000_000, FAT_TIMES);
+    let ext4 = Holds::of(0xef53, 1, WIDE);
+    for fat in [vfat, exfat] {
+        assert!(!fat.modes && !fat.symlinks);
+        for refused in [
+            &b"a:b"[..],
+            b"q?",
+            b"x*",
+            b"l<",
+            b"g>",
+            b"p|",
+            b"quo\"te",
+            b"back\\slash",
+            b"trail.",
+            b"space ",
+            b"tab\t",
+            b"\xff\xfe",
+        ] {
+            assert!(!fat.takes_name(refused), "{:?}", String::from_utf8_lossy(refused));
+        }
+        for taken in [&b"ok"[..], b".hidden", b"a.b", b" lead", "caf\u{e9}".as_bytes()] {
+            assert!(fat.takes_name(taken));
+        }
+    }
+    assert!(ext4.modes && ext4.symlinks && ext4.takes_name(b"a:b") && ext4.takes_name(b"\xff."));
+    // FAT keeps mtimes in 2-second steps though it says 1 ns.
+    assert_eq!(vfat.time_granularity, 2_000_000_000);
+    assert_eq!(exfat.time_granularity, 10_000_000);
+    assert_eq!(ext4.common_times(&vfat), (2_000_000_000, FAT_TIMES));
+    assert_eq!(Holds::default_mode(Kind::File), 0o644);
+    assert_eq!(Holds::default_mode(Kind::Dir), 0o755);
+}
+
+#[test]
+fn times_outside_what_a_side_keeps_compare_as_it_keeps_them() {
+    let (min, max) = FAT_TIMES;
+    assert_eq!(at(0).clamped(FAT_TIMES), at(min));
+    assert_eq!(Time { secs: i64::MAX, nanos: 5 }.clamped(FAT_TIMES), at(max));
+    let inside = Time { secs: min + 7, nanos: 3 };
+    assert_eq!(inside.clamped(FAT_TIMES), inside);
+    assert_eq!(Time { secs: i64::MIN, nanos: 1 }.clamped(WIDE), Time { secs: i64::MIN, nanos: 1 });
+}
+
+#[test]
+fn a_temporary_name_tells_its_call() {
+    let name = temp_name(0x0123_4567_89ab_cdef, 42);
+    assert_eq!(temp_call(&name), Some(0x0123_4567_89ab_cdef));
+    assert_eq!(temp_call(b".usac-tmp-"), None);
+    let mut upper = name;
+    upper[TEMP_PREFIX.len()] = b'A';
+    assert_eq!(temp_call(&upper), None);
+    let mut no_dash = name;
+    no_dash[TEMP_PREFIX.len() + 16] = b'x';
+    assert_eq!(temp_call(&no_dash), None);
+    let mut longer = name.to_vec();
+    longer.push(b'0');
+    assert_eq!(temp_call(&longer), None);
+    assert_eq!(temp_call(b"file"), None);
+}

@@ -1,0 +1,133 @@
+//! Device errors on B (issue "real disks"): a full disk, a read-only
+//! remount, a device that fails every I/O. The call stays in, A is never
+//! harmed, B never shows a partial file, and the kernel log says so once
+//! rather than once per attempt.
+
+use guest_tests::disk::{Disk, Fs};
+use guest_tests::{
+    arrives, assert_mirrored, clear_kernel_log, eventually, eventually_logged, kernel_log, log_lines_with, Scratch,
+    Syncer, ARRIVAL, TEMP_PREFIX,
+};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+use std::fs;
+use std::path::Path;
+use std::thread::sleep;
+use std::time::Duration;
+
+/// 1 MiB of content of its own for the file number `i`.
+fn megabyte(i: u64) -> Vec<u8> {
+    let mut content = vec![0; 1 << 20];
+    Xoshiro256PlusPlus::seed_from_u64(i).fill(&mut content[..]);
+    content
+}
+
+fn holds_temp_names(root: &Path) -> bool {
+    fs::read_dir(root).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+}
+
+#[test]
+fn files_that_do_not_fit_on_b_stay_whole_on_a_and_arrive_once_space_is_freed() {
+    let s = Scratch::new("enospc");
+    let (a, staging) = (s.dir("a"), s.dir("staging"));
+    let disk = Disk::new(Fs::Ext4, 16);
+    let b = disk.side("b");
+    clear_kernel_log();
+    let mut sync = Syncer::start(&a, &b);
+    // 40 MiB for a disk of 16: written beside A and renamed in, so that
+    // the sync never reads one half written.
+    let name = |i: u64| format!("f{i:02}");
+    for i in 0..40 {
+        fs::write(staging.join(name(i)), megabyte(i)).unwrap();
+        fs::rename(staging.join(name(i)), a.join(name(i))).unwrap();
+    }
+    assert!(eventually_logged("error -28"), "no ENOSPC reported:\n{}", kernel_log());
+    sync.wait_in_call(ARRIVAL);
+    for i in 0..40 {
+        assert!(fs::read(a.join(name(i))).unwrap() == megabyte(i), "A's {} changed", name(i));
+    }
+    // A copy is either whole under its name or a temporary one, which
+    // goes (retries make new ones for a moment).
+    for entry in fs::read_dir(&b).unwrap().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let i = (0..40).find(|&i| name(i) == file).unwrap_or_else(|| panic!("B holds a stranger: {file:?}"));
+        assert!(fs::read(entry.path()).unwrap() == megabyte(i), "B's {file} is not A's");
+    }
+    assert!(eventually(ARRIVAL, || !holds_temp_names(&b)), "temporary names stay on B");
+
+    // Space again: the names that failed are retried without a new event.
+    for i in 0..30 {
+        fs::remove_file(a.join(name(i))).unwrap();
+    }
+    let listed = |root: &Path| {
+        let mut names: Vec<String> =
+            fs::read_dir(root).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    };
+    let want: Vec<String> = (30..40).map(name).collect();
+    assert!(eventually(ARRIVAL, || listed(&b) == want), "B holds {:?}", listed(&b));
+    assert_mirrored(&a, &b);
+    sync.stop();
+}
+
+#[test]
+fn a_read_only_b_is_reported_once_and_caught_up_after_it_is_writable_again() {
+    let s = Scratch::new("erofs");
+    let a = s.dir("a");
+    let disk = Disk::new(Fs::Ext4, 64);
+    let b = disk.side("b");
+    clear_kernel_log();
+    let mut sync = Syncer::start(&a, &b);
+    disk.remount("ro");
+    let content = |i: usize| format!("written while B was read-only: {i}");
+    for i in 0..5 {
+        fs::write(a.join(format!("f{i}")), content(i)).unwrap();
+    }
+    assert!(eventually_logged("B is read-only"), "nothing said of the read-only B:\n{}", kernel_log());
+    // Time for retries, which must not say it again.
+    sleep(Duration::from_secs(3));
+    sync.wait_in_call(ARRIVAL);
+    assert_eq!(log_lines_with("B is read-only"), 1, "{}", kernel_log());
+
+    // No new event on A: the sync retries by itself.
+    disk.remount("rw");
+    for i in 0..5 {
+        assert!(arrives(&b.join(format!("f{i}")), content(i).as_bytes()), "f{i} did not arrive");
+    }
+    assert_mirrored(&a, &b);
+    sync.stop();
+}
+
+#[test]
+fn a_b_failing_every_io_leaves_a_intact_and_the_call_answering_sigint() {
+    let s = Scratch::new("eio");
+    let a = s.dir("a");
+    let disk = Disk::on_dm(Fs::Ext4, 64);
+    let b = disk.side("b");
+    s.file("a/pre", b"mirrored before the device failed");
+    let mut sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("pre"), b"mirrored before the device failed"), "pre did not arrive");
+    clear_kernel_log();
+    disk.load_table(&disk.error_table());
+    let mut written = vec![("pre".to_string(), b"changed after the device failed".to_vec())];
+    written.extend((0..5).map(|i| (format!("f{i}"), format!("new after the device failed: {i}").into_bytes())));
+    for (name, content) in &written {
+        fs::write(a.join(name), content).unwrap();
+    }
+    // Time for a few attempts and the back-offs between them.
+    sleep(Duration::from_secs(5));
+    sync.wait_in_call(ARRIVAL);
+    for (name, content) in &written {
+        assert_eq!(&fs::read(a.join(name)).unwrap(), content, "A's {name} changed");
+    }
+    let log = kernel_log();
+    for (name, _) in &written {
+        let said = log.lines().filter(|l| l.contains(&format!("cannot sync \"{name}\""))).count();
+        assert!(said <= 1, "{name} reported {said} times:\n{log}");
+    }
+    sync.stop_within(Duration::from_secs(2));
+}
