@@ -358,10 +358,16 @@ impl Engine {
         // once for them, then sleeps until the next event), and when the
         // thread stops.
         let mut saved_at = Ktime::ktime_get();
-        let save = |saved_at: &mut Ktime, limiter: &mut Option<RateLimit>| {
+        // A save that keeps failing (a side whose device fails) is said once.
+        let mut save_failing = false;
+        let mut save = |saved_at: &mut Ktime, limiter: &mut Option<RateLimit>| {
             *saved_at = Ktime::ktime_get();
-            if let Err(err) = self.save_base() {
-                limiter.report(record::FILE_NAME, err);
+            match self.save_base() {
+                Ok(()) => save_failing = false,
+                Err(err) if !core::mem::replace(&mut save_failing, true) => {
+                    limiter.report(record::FILE_NAME, err);
+                }
+                Err(_) => {}
             }
         };
         // Room for the handler to record directories that lost events,
@@ -390,20 +396,8 @@ impl Engine {
             let lost = self.events.take_lost(&mut room);
             let idle = batch.is_empty() && moves.is_empty() && !rescan_all && lost.is_empty();
             let retry = failures.wait_ms();
-            if idle && retry == Some(0) {
-                match failures.retry() {
-                    Ok((names, whole_tree)) => {
-                        rescan_all |= whole_tree;
-                        for path in names.into_iter() {
-                            let why = deep_scan();
-                            if batch.push(Dirty { path, why }, GFP).is_err() {
-                                rescan_all = true;
-                            }
-                        }
-                    }
-                    Err(_) => rescan_all = true,
-                }
-            } else if idle && (later.is_empty() || rounds >= MAX_RETRY_ROUNDS) {
+            let retry_due = idle && retry == Some(0);
+            if idle && !retry_due && (later.is_empty() || rounds >= MAX_RETRY_ROUNDS) {
                 later = KVec::new();
                 // The next retry of failed names bounds every sleep.
                 let retry = retry.map(kernel::time::msecs_to_jiffies);
@@ -439,6 +433,20 @@ impl Engine {
             }
             // Running from here: what follows may sleep.
             drop(asleep);
+            if retry_due {
+                match failures.retry() {
+                    Ok((names, whole_tree)) => {
+                        rescan_all |= whole_tree;
+                        for path in names.into_iter() {
+                            let why = deep_scan();
+                            if batch.push(Dirty { path, why }, GFP).is_err() {
+                                rescan_all = true;
+                            }
+                        }
+                    }
+                    Err(_) => rescan_all = true,
+                }
+            }
             if idle {
                 rounds += 1;
                 for path in core::mem::take(&mut later).into_iter() {
@@ -818,8 +826,10 @@ impl Engine {
             let Some((held, entry)) = now else {
                 continue;
             };
-            let other_inode = ids.inos[i] != 0 && held.ino() != ids.inos[i];
+            let holds = self.holds(side);
+            let other_inode = holds.stable_inodes && ids.inos[i] != 0 && held.ino() != ids.inos[i];
             let rewritten = !other_inode
+                && holds.content_cookie
                 && entry.kind == Kind::File
                 && ids.cookies[i] != 0
                 && agreed.is_some_and(|agreed| entry.unchanged_since(&agreed))
@@ -1041,7 +1051,7 @@ impl Engine {
                     carry,
                     thread::should_stop,
                 )
-                .and_then(|copied| copied.flush().map(|()| Some(copied)))
+                .map(Some)
             }
             Kind::Symlink => {
                 target = vfs::read_link(source)?;

@@ -99,6 +99,10 @@ impl Time {
 const FAT_MAGIC: u64 = 0x4d44;
 /// `EXFAT_SUPER_MAGIC`.
 const EXFAT_MAGIC: u64 = 0x2011_bab0;
+/// `FUSE_SUPER_MAGIC`.
+const FUSE_MAGIC: u64 = 0x6573_5546;
+/// `XFS_SUPER_MAGIC`.
+const XFS_MAGIC: u64 = 0x5846_5342;
 
 /// What a file system can hold of a tree, decided once per side from its
 /// superblock.
@@ -116,6 +120,13 @@ pub struct Holds {
     pub time_granularity: u32,
     /// The first and last second it can keep.
     pub times: (i64, i64),
+    /// An inode number stays with its file: not so on FUSE, where a
+    /// daemon may number a path anew each time the kernel forgets it.
+    pub stable_inodes: bool,
+    /// The change cookie moves only when content or attributes change:
+    /// XFS moves it whenever it logs the inode (blocks allocated at
+    /// writeback, an atime update after a read).
+    pub content_cookie: bool,
 }
 
 impl Holds {
@@ -134,6 +145,8 @@ impl Holds {
                 time_granularity
             },
             times,
+            stable_inodes: magic != FUSE_MAGIC,
+            content_cookie: magic != XFS_MAGIC,
         }
     }
 

@@ -338,6 +338,12 @@ impl OpenFile {
         Ok(done)
     }
 
+    /// Waits until what was written is on the device (`fdatasync`).
+    fn sync_data(&self) -> Result {
+        // SAFETY: the file is open (type invariant).
+        to_result(unsafe { bindings::vfs_fsync(self.0, 1) })
+    }
+
     /// Writes all of `buf` at `*pos`.
     fn write_all(&self, buf: &[u8], pos: &mut i64) -> Result {
         let mut done = 0;
@@ -1154,7 +1160,12 @@ fn set_attrs(file: &OpenFile, mode: Option<u32>, mtime: Time, owner: Option<(u32
     let inode = unsafe { (*dentry).d_inode };
     // SAFETY: plain data, the fields we set are marked in `ia_valid`.
     let mut attr: bindings::iattr = unsafe { core::mem::zeroed() };
-    attr.ia_valid = bindings::ATTR_MTIME | bindings::ATTR_MTIME_SET | bindings::ATTR_CTIME;
+    // The access time too (to now, as a new file's): a FUSE file system
+    // built on libfuse's path API drops a change of the mtime alone.
+    attr.ia_valid = bindings::ATTR_MTIME
+        | bindings::ATTR_MTIME_SET
+        | bindings::ATTR_ATIME
+        | bindings::ATTR_CTIME;
     if let Some(mode) = mode {
         attr.ia_valid |= bindings::ATTR_MODE;
         attr.ia_mode = (mode & 0o7777 | (bindings::S_IFREG)) as bindings::umode_t;
@@ -1232,6 +1243,11 @@ fn set_mode(at: At<'_>, mode: u32) -> Result {
 /// permission bits and mtime of `seen`; returns the copy still open.
 /// Stops with `EINTR` when `stop()` turns true between chunks.
 ///
+/// The content is on the device (`fdatasync`) before the attributes are
+/// set: the rename that publishes the copy never outlives a crash that its
+/// blocks did not, and no write-back after the mtime was set (FUSE's
+/// write-back cache, NFS) moves it.
+///
 /// A file that grew since is copied as it was: its writer's close brings
 /// it back. Not asking for more saves a call per small file.
 pub(crate) fn copy_file(
@@ -1271,9 +1287,10 @@ pub(crate) fn copy_file(
         let mut buf = KVec::from_elem(0u8, small, GFP)?;
         let read = from.read_full(&mut buf, &mut 0)?;
         to.write_all(&buf[..read], &mut 0)?;
+        to.sync_data()?;
         set_attrs(&to, mode, seen.mtime, owner)?;
         return Ok(Copied {
-            file: to,
+            _file: to,
             len: read as u64,
         });
     }
@@ -1305,9 +1322,10 @@ pub(crate) fn copy_file(
         }
         pos = pos.checked_add(n as i64).ok_or(EINVAL)?;
     }
+    to.sync_data()?;
     set_attrs(&to, mode, seen.mtime, owner)?;
     Ok(Copied {
-        file: to,
+        _file: to,
         len: u64::try_from(pos).map_err(|_| EINVAL)?,
     })
 }
@@ -1316,19 +1334,9 @@ pub(crate) fn copy_file(
 /// was put in place, so that watchers see its close under its final name
 /// and are not woken for the temporary one.
 pub(crate) struct Copied {
-    file: OpenFile,
+    _file: OpenFile,
     /// Bytes written: fewer than seen when the source shrank meanwhile.
     pub(crate) len: u64,
-}
-
-impl Copied {
-    /// Waits until the copy's content is on the device (`fdatasync`): the
-    /// rename that publishes it must never outlive a crash that its blocks
-    /// did not.
-    pub(crate) fn flush(&self) -> Result {
-        // SAFETY: the file is open (type invariant of `OpenFile`).
-        to_result(unsafe { bindings::vfs_fsync(self.file.0, 1) })
-    }
 }
 
 /// What a copy takes over from its source besides content and mtime.
@@ -1423,8 +1431,7 @@ pub(crate) fn write_new_file(root: &DirPath, rel: &[u8], content: &[u8]) -> Resu
         0o600,
     )?;
     file.write_all(content, &mut 0)?;
-    // SAFETY: the file is open (type invariant of `OpenFile`).
-    to_result(unsafe { bindings::vfs_fsync(file.0, 0) })
+    file.sync_data()
 }
 
 /// `ENOTUNIQ`: a lookup found another name than the one asked for (on a

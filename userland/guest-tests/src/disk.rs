@@ -315,3 +315,61 @@ fn run(command: &mut Command) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// An NFS (version 4.0) mount over loopback of a tmpfs that the guest's
+/// own NFS server exports; server and mount taken down when dropped.
+pub struct Nfs {
+    mnt: PathBuf,
+    _dirs: TempDir,
+}
+
+/// Where the server keeps its state; the guest's root is read-only.
+const NFS_STATE: &str = "/var/lib/nfs";
+
+impl Nfs {
+    /// Starts the server (a grace period of 10 s, the least it takes, in
+    /// which it refuses new files) and mounts its export. Returns once a
+    /// file can be created on the mount.
+    pub fn mount() -> Nfs {
+        let dirs = tempfile::Builder::new().prefix("nfs-").tempdir().expect("create nfs dir");
+        let (export, mnt) = (dirs.path().join("export"), dirs.path().join("mnt"));
+        for dir in [&export, &mnt] {
+            fs::create_dir(dir).expect("create nfs dir");
+        }
+        run(Command::new("mount").args(["-t", "tmpfs", "tmpfs", NFS_STATE]));
+        for file in ["etab", "rmtab", "xtab"] {
+            fs::write(Path::new(NFS_STATE).join(file), b"").expect("create the server's tables");
+        }
+        run(Command::new("ip").args(["link", "set", "lo", "up"]));
+        run(Command::new("mount").args(["-t", "nfsd", "nfsd", "/proc/fs/nfsd"]));
+        for (knob, value) in [("nfsv4gracetime", "10"), ("nfsv4leasetime", "10")] {
+            fs::write(Path::new("/proc/fs/nfsd").join(knob), value).expect("shorten the grace period");
+        }
+        let share = format!("127.0.0.1:{}", export.display());
+        run(Command::new("exportfs").args(["-o", "rw,no_root_squash,fsid=0,no_subtree_check,sync", &share]));
+        run(Command::new("rpc.mountd").args(["-N", "3", "--no-udp"]));
+        run(Command::new("rpc.nfsd").args(["-N", "3", "-U", "2"]));
+        let nfs = Nfs { mnt, _dirs: dirs };
+        run(Command::new("mount").args(["-t", "nfs4", "-o", "vers=4.0", "127.0.0.1:/"]).arg(&nfs.mnt));
+        // The first create waits out the grace period.
+        let probe = nfs.mnt.join(".probe");
+        fs::write(&probe, b"").expect("create a file on NFS");
+        fs::remove_file(&probe).expect("remove the probe");
+        nfs
+    }
+
+    pub fn mnt(&self) -> &Path {
+        &self.mnt
+    }
+}
+
+impl Drop for Nfs {
+    fn drop(&mut self) {
+        unmount_now_or_lazily(&self.mnt);
+        let _ = Command::new("rpc.nfsd").arg("0").output();
+        let _ = Command::new("exportfs").arg("-ua").output();
+        let _ = Command::new("pkill").args(["-x", "rpc.mountd"]).output();
+        unmount_now_or_lazily(Path::new("/proc/fs/nfsd"));
+        unmount_now_or_lazily(Path::new(NFS_STATE));
+    }
+}

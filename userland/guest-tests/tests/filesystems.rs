@@ -4,7 +4,7 @@
 //! flags and keeps times set through it to whole seconds; the others are
 //! made for the test (`guest_tests::disk`).
 
-use guest_tests::disk::{Bindfs, Disk, Fs, Overlay};
+use guest_tests::disk::{Bindfs, Disk, Fs, Nfs, Overlay};
 use guest_tests::{
     clear_kernel_log, eventually, eventually_logged, kernel_log, log_lines_with, snapshot, Scratch, Syncer, ARRIVAL,
     BASE_FILE,
@@ -12,6 +12,7 @@ use guest_tests::{
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::io::Write;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
@@ -208,8 +209,14 @@ fn round(a: &Path, b: &Path, b_holds: Holds) -> Syncer {
     both_hold(&expected);
 
     // Both writes at once on the two sides: a conflict keeps both versions.
-    fs::write(a.join("both"), b"A's").unwrap();
-    fs::write(b.join("both"), b"B's, longer").unwrap();
+    // Both files are open before either is written, so neither version can
+    // reach the other side first (the sync copies no file open for
+    // writing): one written after the other arrived would be an overwrite.
+    let mut on_a = fs::File::create(a.join("both")).unwrap();
+    let mut on_b = fs::File::create(b.join("both")).unwrap();
+    on_a.write_all(b"A's").unwrap();
+    on_b.write_all(b"B's, longer").unwrap();
+    drop((on_a, on_b));
     let kept = |side: &Path| {
         let m = model(side, false);
         let versions: Vec<&String> = m.iter().filter(|(k, _)| k.starts_with("both")).map(|(_, v)| v).collect();
@@ -314,6 +321,15 @@ fn fuse_bindfs_as_b_mirrors_a_round_of_changes_both_ways() {
     let s = Scratch::new("on-fuse");
     let fuse = Bindfs::mount();
     round(&s.dir("a"), fuse.mnt(), POSIX).stop();
+}
+
+#[test]
+fn nfs_as_b_mirrors_a_round_of_changes_both_ways() {
+    let s = Scratch::new("on-nfs");
+    let nfs = Nfs::mount();
+    let b = nfs.mnt().join("b");
+    fs::create_dir(&b).unwrap();
+    round(&s.dir("a"), &b, POSIX).stop();
 }
 
 #[test]

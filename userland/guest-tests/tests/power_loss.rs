@@ -1,11 +1,13 @@
-//! Power loss on B (issue "real disks"): B's ext4 loses every write not
-//! on the device yet at a random point of the copying, as xfstests cuts
-//! power with dm-flakey. B must then hold whole versions only, and a new
-//! call on the pair must bring both sides to A's versions: nothing A had
-//! may be rolled back to what B lost.
+//! Power loss (issue "real disks"): the machine loses every write not on
+//! its devices yet at a random point of the copying, as xfstests cuts
+//! power with dm-flakey. A and B are ext4 on their own flakey devices, and
+//! both lose power at the crash point, the base the call keeps in A
+//! included. B must then hold whole versions only, and a new call on the
+//! pair must bring both sides to A's versions: nothing A had may be rolled
+//! back to what B lost.
 
 use guest_tests::disk::{Disk, Fs};
-use guest_tests::{eventually, Scratch, Syncer, ARRIVAL, BASE_FILE, TEMP_PREFIX};
+use guest_tests::{eventually, Syncer, ARRIVAL, BASE_FILE, TEMP_PREFIX};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use std::collections::BTreeMap;
@@ -121,8 +123,8 @@ fn assert_whole_versions_on_b(b: &Path, settled: &Versions, changed: &Versions, 
 #[test]
 fn power_lost_at_20_points_of_the_copying_leaves_whole_versions_and_loses_nothing() {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(SEED);
-    let s = Scratch::new("power-loss");
-    let (a, staging) = (s.dir("a"), s.dir("staging"));
+    let disk_a = Disk::on_dm(Fs::Ext4, 64);
+    let (a, staging) = (disk_a.side("a"), disk_a.side("staging"));
     let disk = Disk::on_dm(Fs::Ext4, 64);
     let b = disk.side("b");
     let mut settled: Versions = (0..FILES).map(|i| (format!("f{i}"), version(&mut rng, 0))).collect();
@@ -152,13 +154,18 @@ fn power_lost_at_20_points_of_the_copying_leaves_whole_versions_and_loses_nothin
                 fs::rename(staging.join(name), a.join(name)).unwrap();
             }
         }
+        // The user's own writes are on A's device: what A's crash may lose
+        // is the sync's work only.
+        disk_a.sync();
         sleep(Duration::from_millis(rng.random_range(0..=300)));
-        // The crash point: nothing written from here on reaches B's device,
-        // the call's last save of the base included (the unmount needs the
-        // call ended).
+        // The crash point: nothing written from here on reaches either
+        // device, the call's last save of the base included (the unmounts
+        // need the call ended).
+        disk_a.cut_power();
         disk.cut_power();
         sync.stop();
         disk.restore_power();
+        disk_a.restore_power();
         assert_whole_versions_on_b(&b, &settled, &changed, point);
         sync = Syncer::start(&a, &b);
         wait_until_both_hold(&a, &b, &changed, &format!("after crash point {point}"));

@@ -653,3 +653,13 @@ fn a_temporary_name_tells_its_call() {
     assert_eq!(temp_call(&longer), None);
     assert_eq!(temp_call(b"file"), None);
 }
+
+#[test]
+fn inode_numbers_on_fuse_and_change_cookies_on_xfs_say_nothing_of_content() {
+    let fuse = Holds::of(0x6573_5546, 1, WIDE);
+    let xfs = Holds::of(0x5846_5342, 1, WIDE);
+    let ext4 = Holds::of(0xef53, 1, WIDE);
+    assert!(!fuse.stable_inodes && fuse.content_cookie && fuse.modes);
+    assert!(xfs.stable_inodes && !xfs.content_cookie && xfs.modes);
+    assert!(ext4.stable_inodes && ext4.content_cookie);
+}
