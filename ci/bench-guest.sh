@@ -10,9 +10,10 @@ export TMPDIR=/mnt
 if [ "${1:-}" = --ext4 ]; then
 	shift
 	truncate -s 3G /mnt/ext4.img
-	mkfs.ext4 -q -F /mnt/ext4.img
+	dev=$(losetup -f --show /mnt/ext4.img)
+	mkfs.ext4 -q -F "$dev"
 	mkdir /mnt/ext4
-	mount -o loop /mnt/ext4.img /mnt/ext4
+	mount "$dev" /mnt/ext4
 	export TMPDIR=/mnt/ext4
 	echo "bench: both sides on $(findmnt -no FSTYPE,OPTIONS /mnt/ext4) over /dev/loop"
 fi
