@@ -79,6 +79,8 @@ pub(crate) struct Engine {
     /// (9p keeps whole seconds of a time set through it, FAT 2-second
     /// steps from 1980), so a copy never looks changed.
     times: (u32, (i64, i64)),
+    /// How copies into each side move their bytes (A's first).
+    copy_ways: [vfs::CopyWays; 2],
     /// Names said once not to be mirrored, not said again.
     told: Pin<KBox<Mutex<KVec<KVec<u8>>>>>,
     /// The pair in the table of live calls, until the last save ended.
@@ -114,6 +116,7 @@ impl Engine {
             memcg: CallerMemcg::of_current(),
             holds,
             times: holds[0].common_times(&holds[1]),
+            copy_ways: [vfs::CopyWays::new(), vfs::CopyWays::new()],
             told: KBox::pin_init(kernel::new_mutex!(KVec::new(), "usac_told"), GFP)?,
             registration,
         };
@@ -859,7 +862,14 @@ impl Engine {
                 (None, None) if agreed.is_some() => self.forgotten(rel),
                 _ => Ok(()),
             },
-            Action::Skip => Err(kernel::error::code::EPERM),
+            Action::Skip => {
+                let side = if matches!(ea, Some(e) if e.kind == Kind::Special) {
+                    Side::A
+                } else {
+                    Side::B
+                };
+                self.tell_once(rel, "holds a FIFO, socket or device node there", side)
+            }
             Action::Copy { from } => {
                 let src = entry(from).ok_or(ENOENT)?;
                 if src.kind == Kind::Symlink && !self.holds(from.other()).symlinks {
@@ -1049,6 +1059,7 @@ impl Engine {
                     &temp_rel,
                     &like,
                     carry,
+                    &self.copy_ways[if to == Side::A { 0 } else { 1 }],
                     thread::should_stop,
                 )
                 .map(Some)

@@ -11,6 +11,7 @@ use crate::path::DirPath;
 use crate::plan::{Entry, Kind, Time};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU8, Ordering};
 use kernel::alloc::{KVVec, KVec};
 use kernel::bindings;
 use kernel::error::{
@@ -1256,6 +1257,7 @@ pub(crate) fn copy_file(
     dst_rel: &[u8],
     seen: &Entry,
     carry: Carry,
+    ways: &CopyWays,
     stop: impl Fn() -> bool,
 ) -> Result<Copied> {
     let from = OpenFile::open_for_reading(src)?;
@@ -1295,7 +1297,8 @@ pub(crate) fn copy_file(
         });
     }
     let mut pos: i64 = 0;
-    let mut splice = 0;
+    let mut way = ways.get();
+    let mut buf = KVec::new();
     loop {
         let done = u64::try_from(pos).map_err(|_| EINVAL)?;
         let Some(left) = seen.size.checked_sub(done).filter(|&n| n > 0) else {
@@ -1305,18 +1308,41 @@ pub(crate) fn copy_file(
             return Err(EINTR);
         }
         let chunk = usize::try_from(left.min(COPY_CHUNK as u64)).map_err(|_| EINVAL)?;
-        // SAFETY: both files are open, for reading and for writing.
-        let n = unsafe { bindings::vfs_copy_file_range(from.0, pos, to.0, pos, chunk, splice) };
-        if n < 0 {
-            let err = Error::from_errno(n as c_int);
-            // Across file systems, or where no offload exists: splice.
-            let unsupported = Error::from_errno(-(bindings::EOPNOTSUPP as c_int));
-            if splice == 0 && (err == EXDEV || err == unsupported || err == EINVAL) {
-                splice = bindings::COPY_FILE_SPLICE;
+        let copied = match way {
+            CopyWay::Buffered => {
+                if buf.is_empty() {
+                    buf = KVec::from_elem(0u8, BUFFERED_COPY_MAX, GFP)?;
+                }
+                let part = &mut buf[..chunk.min(BUFFERED_COPY_MAX)];
+                let (mut read_at, mut write_at) = (pos, pos);
+                from.read_full(part, &mut read_at)
+                    .and_then(|n| to.write_all(&part[..n], &mut write_at).map(|()| n))
+            }
+            // SAFETY: both files are open, for reading and for writing.
+            offload_or_splice => match unsafe {
+                bindings::vfs_copy_file_range(
+                    from.0,
+                    pos,
+                    to.0,
+                    pos,
+                    chunk,
+                    offload_or_splice.flags(),
+                )
+            } {
+                n if n < 0 => Err(Error::from_errno(n as c_int)),
+                n => Ok(n as usize),
+            },
+        };
+        let n = match copied {
+            // Refused by these file systems (across them, or no offload or
+            // splice there): the next way, from now on for the call.
+            Err(err) if way != CopyWay::Buffered && refused(err) => {
+                way = way.next();
+                ways.set(way);
                 continue;
             }
-            return Err(err);
-        }
+            other => other?,
+        };
         if n == 0 {
             break;
         }
@@ -1337,6 +1363,62 @@ pub(crate) struct Copied {
     _file: OpenFile,
     /// Bytes written: fewer than seen when the source shrank meanwhile.
     pub(crate) len: u64,
+}
+
+/// How a large file's bytes move between two file systems, best first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CopyWay {
+    /// `copy_file_range` offload (reflinks, server-side copies).
+    Offload = 0,
+    /// The kernel's splice between the two page caches.
+    Splice = 1,
+    /// Read into a buffer and write it out.
+    Buffered = 2,
+}
+
+impl CopyWay {
+    fn flags(self) -> c_uint {
+        if self == CopyWay::Offload {
+            0
+        } else {
+            bindings::COPY_FILE_SPLICE
+        }
+    }
+
+    fn next(self) -> CopyWay {
+        match self {
+            CopyWay::Offload => CopyWay::Splice,
+            _ => CopyWay::Buffered,
+        }
+    }
+}
+
+/// The way copies into one side work, learnt from the first refusal and
+/// kept for the call: a file system that refuses one copy's offload or
+/// splice is not asked again for every file.
+pub(crate) struct CopyWays(AtomicU8);
+
+impl CopyWays {
+    pub(crate) const fn new() -> Self {
+        Self(AtomicU8::new(CopyWay::Offload as u8))
+    }
+
+    fn get(&self) -> CopyWay {
+        match self.0.load(Ordering::Relaxed) {
+            0 => CopyWay::Offload,
+            1 => CopyWay::Splice,
+            _ => CopyWay::Buffered,
+        }
+    }
+
+    fn set(&self, way: CopyWay) {
+        self.0.fetch_max(way as u8, Ordering::Relaxed);
+    }
+}
+
+/// True for the answers of a file system that cannot copy this way.
+fn refused(err: Error) -> bool {
+    err == EXDEV || err == EINVAL || err == eopnotsupp()
 }
 
 /// What a copy takes over from its source besides content and mtime.

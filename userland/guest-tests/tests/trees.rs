@@ -98,13 +98,21 @@ fn symlinks_modes_mtimes_and_hard_links() {
     let past = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
     fs::File::options().write(true).open(&f).unwrap().set_modified(past).unwrap();
     assert!(eventually(ARRIVAL, || fs::metadata(b.join("file")).unwrap().modified().unwrap() == past));
-    // FIFOs are skipped, and the call goes on.
+    // FIFOs are skipped, said once, and the call goes on.
+    guest_tests::clear_kernel_log();
     let fifo = guest_tests::cstr(&a.join("fifo"));
     // SAFETY: a valid path string.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     s.file("a/after-fifo", b"still syncing");
     assert!(arrives(&b.join("after-fifo"), b"still syncing"));
     assert!(!b.join("fifo").exists());
+    // Its mode changed: looked at again, said no more.
+    fs::set_permissions(a.join("fifo"), fs::Permissions::from_mode(0o600)).unwrap();
+    s.file("a/after-chmod", b"still syncing");
+    assert!(arrives(&b.join("after-chmod"), b"still syncing"));
+    let said = "\"fifo\" not mirrored: A holds a FIFO, socket or device node there";
+    assert_eq!(guest_tests::log_lines_with(said), 1, "{}", guest_tests::kernel_log());
+    assert_eq!(guest_tests::log_lines_with("cannot sync"), 0, "{}", guest_tests::kernel_log());
     sync.stop();
 }
 
