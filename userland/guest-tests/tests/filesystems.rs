@@ -364,20 +364,30 @@ fn names(root: &Path) -> Vec<String> {
 }
 
 /// A with a vfat B, in a scratch directory and a disk.
-fn pair_with_vfat_b(name: &str) -> (Scratch, Disk, PathBuf, PathBuf) {
+fn pair_with_b_on(fs: Fs, name: &str) -> (Scratch, Disk, PathBuf, PathBuf) {
     let s = Scratch::new(name);
     let a = s.dir("a");
-    let disk = Disk::new(Fs::Vfat, 64);
+    let disk = Disk::new(fs, 64);
     let b = disk.side("b");
     (s, disk, a, b)
 }
 
 #[test]
 fn a_file_rewritten_100_times_on_a_settles_on_vfat_without_conflict_copies() {
-    let (_s, _disk, a, b) = pair_with_vfat_b("rewrites");
+    rewrites_settle_without_conflict_copies(Fs::Vfat);
+}
+
+#[test]
+fn a_file_rewritten_100_times_on_a_settles_on_exfat_without_conflict_copies() {
+    rewrites_settle_without_conflict_copies(Fs::Exfat);
+}
+
+fn rewrites_settle_without_conflict_copies(fs: Fs) {
+    let (_s, _disk, a, b) = pair_with_b_on(fs, "rewrites");
     let sync = Syncer::start(&a, &b);
-    // B cuts each copy's time to 2 s: that must never pass for a change
-    // made on B, which would make a conflict copy.
+    // B cuts each copy's time (to 2 s on vfat, 10 ms on exfat): that must
+    // never pass for a change made on B, which would make a conflict copy
+    // or a copy back to A.
     let no_conflict_copy = || {
         for side in [&a, &b] {
             let names = names(side);
@@ -391,6 +401,7 @@ fn a_file_rewritten_100_times_on_a_settles_on_vfat_without_conflict_copies() {
         no_conflict_copy();
         sleep(Duration::from_millis(5));
     }
+    let written = fs::metadata(a.join("hot")).unwrap().modified().unwrap();
     let settled = eventually(ARRIVAL, || {
         no_conflict_copy();
         names(&b) == ["hot"] && fs::read(b.join("hot")).ok() == Some(last.clone())
@@ -398,6 +409,8 @@ fn a_file_rewritten_100_times_on_a_settles_on_vfat_without_conflict_copies() {
     assert!(settled, "B holds {:?}", fs::read(b.join("hot")).map(|c| String::from_utf8_lossy(&c).into_owned()));
     assert_eq!(names(&a), ["hot"]);
     assert_eq!(fs::read(a.join("hot")).unwrap(), last, "A's last version was replaced");
+    // B's copy, its time cut, never came back: A keeps its own time.
+    assert_eq!(fs::metadata(a.join("hot")).unwrap().modified().unwrap(), written, "a copy came back to A");
     assert_eq!(mtimes(&a, true), mtimes(&b, true), "the times differ by 2 s or more");
     assert_still(&a, &b);
     no_conflict_copy();
@@ -406,7 +419,16 @@ fn a_file_rewritten_100_times_on_a_settles_on_vfat_without_conflict_copies() {
 
 #[test]
 fn a_name_differing_only_in_case_becomes_a_conflict_copy_with_vfat_as_b() {
-    let (_s, _disk, a, b) = pair_with_vfat_b("case");
+    case_collision_becomes_a_conflict_copy(Fs::Vfat);
+}
+
+#[test]
+fn a_name_differing_only_in_case_becomes_a_conflict_copy_with_exfat_as_b() {
+    case_collision_becomes_a_conflict_copy(Fs::Exfat);
+}
+
+fn case_collision_becomes_a_conflict_copy(fs: Fs) {
+    let (_s, _disk, a, b) = pair_with_b_on(fs, "case");
     let sync = Syncer::start(&a, &b);
     let (upper, lower) = (b"Foo's content".as_slice(), b"foo's, another content".as_slice());
     fs::write(a.join("Foo"), upper).unwrap();
@@ -434,7 +456,16 @@ fn a_name_differing_only_in_case_becomes_a_conflict_copy_with_vfat_as_b() {
 
 #[test]
 fn names_vfat_refuses_stay_on_a_with_one_log_line_each() {
-    let (_s, _disk, a, b) = pair_with_vfat_b("refused");
+    refused_names_stay_on_a(Fs::Vfat);
+}
+
+#[test]
+fn names_exfat_refuses_stay_on_a_with_one_log_line_each() {
+    refused_names_stay_on_a(Fs::Exfat);
+}
+
+fn refused_names_stay_on_a(fs: Fs) {
+    let (_s, _disk, a, b) = pair_with_b_on(fs, "refused");
     clear_kernel_log();
     let sync = Syncer::start(&a, &b);
     // A colon and a question mark are refused; a trailing dot would be
