@@ -11,7 +11,7 @@ use crate::thread;
 use crate::vec;
 use core::cmp::Ordering;
 use kernel::alloc::{KBox, KVVec, KVec};
-use kernel::error::code::{EINVAL, ENOMEM};
+use kernel::error::code::{EINTR, EINVAL, ENOMEM};
 use kernel::prelude::*;
 use kernel::rbtree::RBTree;
 
@@ -249,9 +249,13 @@ impl Base {
     /// The base a file holds, if it is one for the pair `roots`: anything
     /// else (truncated, damaged, for other directories, a name that could
     /// lead outside the tree) is unusable as a whole.
+    ///
+    /// Ends with `EINTR` once `stop()` says so: half a million names take
+    /// seconds on a slow machine.
     pub(crate) fn decode(
         bytes: &[u8],
         roots: &Roots,
+        stop: impl Fn() -> bool,
     ) -> Result<core::result::Result<Self, Unusable>> {
         let records = match record::records(bytes, roots) {
             Ok(records) => records,
@@ -260,6 +264,9 @@ impl Base {
         let mut base = Self::new();
         for parsed in records {
             thread::yield_now();
+            if stop() {
+                return Err(EINTR);
+            }
             let (path, entry, inos, cookies, target) = match parsed {
                 Ok(record) => record,
                 Err(why) => return Ok(Err(why)),

@@ -55,6 +55,12 @@ impl Cred {
         unsafe { (*self.0.get()).uid.val }
     }
 
+    /// The file system user ID: whose files the caller's are.
+    pub(crate) fn fsuid(&self) -> u32 {
+        // SAFETY: `self` is valid (type invariant); `fsuid` never changes.
+        unsafe { (*self.0.get()).fsuid.val }
+    }
+
     /// Makes the current task act with these credentials until the guard is
     /// dropped.
     pub(crate) fn assume(&self) -> Assumed<'_> {

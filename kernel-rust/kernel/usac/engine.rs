@@ -17,7 +17,7 @@ use crate::registry::{self, Registration};
 use crate::thread::{self, Thread};
 use crate::vec;
 use crate::vfs::{self, Held, Target};
-use crate::wait::Sleeper;
+use crate::wait::{self, Sleeper};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::alloc::{KBox, KVec};
 use kernel::error::code::{EAGAIN, EEXIST, EINTR, EISDIR, ENOENT, EROFS, EXDEV};
@@ -101,7 +101,7 @@ impl Engine {
         let [dev_a, ino_a] = a.identity();
         let [dev_b, ino_b] = b.identity();
         let roots = [dev_a, ino_a, dev_b, ino_b];
-        let base = Self::load_base(&a, &b, &roots)?;
+        let base = Self::load_base(&a, &b, &roots, creds.fsuid())?;
         let holds = [a.inode().holds(), b.inode().holds()];
         let engine = Self {
             a,
@@ -128,17 +128,29 @@ impl Engine {
     /// Names the base has but one side lacks are deletions to mirror; when
     /// that is most of them, the side is more likely an empty or wrong disk
     /// than emptied by its user, and they are not mirrored.
-    fn load_base(a: &DirPath, b: &DirPath, roots: &Roots) -> Result<Base> {
+    ///
+    /// Only a base file that the caller (or root) owns and nobody else may
+    /// write is trusted: anyone who can write `dir_a`'s top could otherwise
+    /// forge one that makes a privileged call delete what that user cannot.
+    /// A name that cannot be looked up (a directory another user closed
+    /// meanwhile) stays as remembered. Loading ends with `EINTR` on a signal.
+    fn load_base(a: &DirPath, b: &DirPath, roots: &Roots, caller: u32) -> Result<Base> {
         let Some(held) = vfs::lookup(a, record::FILE_NAME)? else {
             return Ok(Base::new());
         };
-        let unusable = match vfs::read_file(&held, MAX_BASE_BYTES) {
-            Ok(bytes) => match Base::decode(&bytes, roots)? {
-                Ok(base) => Ok(base),
-                Err(why) => Err(why),
-            },
-            Err(e) if e == ENOMEM => return Err(e),
-            Err(_) => Err(Unusable::Unreadable),
+        let file = held.stat()?;
+        let trusted = (file.uid == caller || file.uid == 0) && file.mode & 0o022 == 0;
+        let unusable = if !trusted {
+            Err(Unusable::Untrusted)
+        } else {
+            match vfs::read_file(&held, MAX_BASE_BYTES) {
+                Ok(bytes) => match Base::decode(&bytes, roots, wait::signal_pending)? {
+                    Ok(base) => Ok(base),
+                    Err(why) => Err(why),
+                },
+                Err(e) if e == ENOMEM || e == EINTR => return Err(e),
+                Err(_) => Err(Unusable::Unreadable),
+            }
         };
         let mut base = match unusable {
             Ok(base) => base,
@@ -153,11 +165,35 @@ impl Engine {
         };
         for (side, root) in [(Side::A, a), (Side::B, b)] {
             let mut missing = KVec::new();
+            let mut unlooked = 0usize;
             for (path, _) in base.names() {
                 thread::yield_now();
-                if vfs::lookup(root, path)?.is_none() {
-                    missing.push(clone_bytes(path)?, GFP)?;
+                if wait::signal_pending() {
+                    return Err(EINTR);
                 }
+                match vfs::lookup(root, path) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => missing.push(clone_bytes(path)?, GFP)?,
+                    Err(e) if e == ENOMEM => return Err(e),
+                    Err(e) => {
+                        if unlooked == 0 {
+                            pr_info!(
+                                "cannot look up \"{}\" in dir_{:?} at start (error {}): kept as remembered\n",
+                                kernel::str::BStr::from_bytes(path),
+                                side,
+                                e.to_errno()
+                            );
+                        }
+                        unlooked = unlooked.saturating_add(1);
+                    }
+                }
+            }
+            if unlooked > 1 {
+                pr_info!(
+                    "{} remembered names in all could not be looked up in dir_{:?} at start\n",
+                    unlooked,
+                    side
+                );
             }
             let len = base.len();
             if missing.len() > INTERLOCK_MIN && missing.len() > len / 2 {
@@ -198,9 +234,9 @@ impl Engine {
         written
     }
 
-    /// Both sides agree on `entry` under `rel` now (the roots themselves
-    /// need no record: they are the pair).
-    fn agreed(&self, rel: &[u8], entry: &Entry) -> Result {
+    /// Both sides agree on `entry` under `rel` now, held by the inodes
+    /// `ids` (the roots themselves need no record: they are the pair).
+    fn agreed(&self, rel: &[u8], entry: &Entry, ids: Ids) -> Result {
         if rel.is_empty() {
             return Ok(());
         }
@@ -212,26 +248,14 @@ impl Engine {
             },
             _ => KVec::new(),
         };
-        let ids = self.ids(rel)?;
         self.base.lock().set(rel, *entry, ids, &target)
-    }
-
-    /// Which inodes hold `rel` on A and on B now (0 where there is none).
-    fn ids(&self, rel: &[u8]) -> Result<Ids> {
-        let mut ids = Ids::default();
-        for (i, root) in [&self.a, &self.b].into_iter().enumerate() {
-            if let Some(held) = vfs::lookup(root, rel)? {
-                ids.inos[i] = held.ino();
-                ids.cookies[i] = held.change_cookie()?;
-            }
-        }
-        Ok(ids)
     }
 
     /// Both sides hold the copy just `placed` under `rel`.
     fn agreed_on(&self, rel: &[u8], placed: &Placed) -> Result {
-        let ids = self.ids(rel)?;
-        self.base.lock().set(rel, placed.entry, ids, &placed.target)
+        self.base
+            .lock()
+            .set(rel, placed.entry, placed.ids, &placed.target)
     }
 
     /// The base's entry and both sides' as the planner should see them:
@@ -802,14 +826,16 @@ impl Engine {
         // the name waits, with its reasons, for that close. A close is
         // reported before its writer's count drops: the side that closed
         // may still look busy.
-        let busy = written_to;
-        let wait = match (why.closed, why.only_changed()) {
-            (false, _) => busy(&a) || busy(&b),
-            (true, Some(Side::A)) => busy(&b),
-            (true, Some(Side::B)) => busy(&a),
-            (true, None) => false,
-        };
-        if wait {
+        let busy = |side: Side, now: &Option<(Held, Entry)>| written_to(now) && !why.closed_on(side);
+        let (busy_a, busy_b) = (busy(Side::A, &a), busy(Side::B, &b));
+        if busy_a || busy_b {
+            // A writer that keeps the other side open (a log, a database)
+            // may do so for days: said once, then mirrored on its close.
+            for (side, busy) in [(Side::A, busy_a), (Side::B, busy_b)] {
+                if busy && !why.changed_on(side) {
+                    self.tell_once(rel, "has it open for writing: mirrored once it is closed", side)?;
+                }
+            }
             return park(parked, rel, why);
         }
         let (ea, eb) = (a.as_ref().map(|s| s.1), b.as_ref().map(|s| s.1));
@@ -820,10 +846,25 @@ impl Engine {
             Some((entry, ids)) => (Some(entry), ids),
             None => (None, Ids::default()),
         };
+        // The inodes and change cookies of the versions looked at: what the
+        // base records once both sides agree, not what the names hold by
+        // then (a rewrite during a copy stays a change).
+        let mut seen = Ids::default();
+        for (i, (side, now)) in [(Side::A, &a), (Side::B, &b)].into_iter().enumerate() {
+            if let Some((held, entry)) = now {
+                seen.inos[i] = held.ino();
+                if entry.kind == Kind::File && self.holds(side).content_cookie {
+                    seen.cookies[i] = held.change_cookie()?;
+                }
+            }
+        }
         // Another inode under the name than the one agreed on (renamed over,
         // maybe while no call ran), or the same one rewritten in place with
         // the same size within one timestamp tick (its change cookie moved,
-        // nothing else did): a change however alike it looks.
+        // nothing else did): a change however alike it looks. The same
+        // inode with the cookie agreed on: its events (a close without a
+        // write, a reader that opened it read-write) brought nothing new.
+        let events = why;
         let mut why = why;
         for (i, (side, now)) in [(Side::A, &a), (Side::B, &b)].into_iter().enumerate() {
             let Some((held, entry)) = now else {
@@ -831,17 +872,31 @@ impl Engine {
             };
             let holds = self.holds(side);
             let other_inode = holds.stable_inodes && ids.inos[i] != 0 && held.ino() != ids.inos[i];
-            let rewritten = !other_inode
-                && holds.content_cookie
+            let cookie_known = !other_inode
                 && entry.kind == Kind::File
                 && ids.cookies[i] != 0
-                && agreed.is_some_and(|agreed| entry.unchanged_since(&agreed))
-                && held.change_cookie()? != ids.cookies[i];
-            if other_inode || rewritten {
+                && seen.cookies[i] != 0
+                && agreed.is_some_and(|agreed| entry.unchanged_since(&agreed));
+            if other_inode || (cookie_known && seen.cookies[i] != ids.cookies[i]) {
                 why = why.merge(Reason::moved_in_on(side));
+            } else if cookie_known && holds.stable_inodes && ids.inos[i] != 0 && events.changed_on(side) {
+                why = why.without_news_on(side);
             }
         }
         let [base_now, a_now, b_now] = self.with_link_classes(rel, agreed, &a, &b)?;
+        let cookie = |side| seen.cookies[index(side)];
+        let source = |side| held(side).map(|held| (held, cookie(side)));
+        // What a copy onto `side` may replace: the entry looked at, still
+        // as it was then.
+        let replacing = |side: Side| match (held(side), entry(side)) {
+            (Some(held), Some(entry)) => Some(Replacing {
+                held,
+                entry,
+                cookie: cookie(side),
+                closed: events.closed_on(side),
+            }),
+            _ => None,
+        };
         let done = match plan::decide(base_now, a_now, b_now, why) {
             Action::Nothing => match (&a, &b) {
                 (Some((ha, x)), Some((hb, y))) if x.kind == y.kind => {
@@ -853,8 +908,8 @@ impl Engine {
                     }
                     // Recorded again if anything of the record is stale (an
                     // inode renamed in that looks the same).
-                    if agreed != Some(*x) || ids.inos != [ha.ino(), hb.ino()] {
-                        self.agreed(rel, x)
+                    if agreed != Some(*x) || ids != seen {
+                        self.agreed(rel, x, seen)
                     } else {
                         Ok(())
                     }
@@ -875,13 +930,13 @@ impl Engine {
                 if src.kind == Kind::Symlink && !self.holds(from.other()).symlinks {
                     return self.tell_once(rel, "holds no symlinks", from.other());
                 }
-                self.copy(from, rel, &src, held(from), entry(from.other()))
+                self.copy(from, rel, &src, source(from), replacing(from.other()))
                     .and_then(|copied| self.agreed_on(rel, &copied))
             }
             Action::MakeDir { on } => {
                 let src = entry(on.other()).ok_or(ENOENT)?;
                 if entry(on).is_some() {
-                    self.remove_tree(on, rel, recent)?;
+                    self.remove_tree(on, rel, recent, source(on))?;
                 }
                 vfs::mkdir(
                     self.root(on),
@@ -889,7 +944,9 @@ impl Engine {
                     self.holds(on).modes.then_some(src.mode),
                     held(on.other()).ok_or(ENOENT)?,
                 )?;
-                self.agreed(rel, &src)?;
+                let mut made = seen;
+                made.inos[index(on)] = vfs::lookup(self.root(on), rel)?.map_or(0, |h| h.ino());
+                self.agreed(rel, &src, made)?;
                 push_scan(work, rel)
             }
             Action::ScanDir { mode_from } => {
@@ -897,16 +954,16 @@ impl Engine {
                     self.copy_mode(from, &a, &b)?;
                 }
                 let kept = entry(mode_from.unwrap_or(Side::A)).ok_or(ENOENT)?;
-                self.agreed(rel, &kept)?;
+                self.agreed(rel, &kept, seen)?;
                 self.scan_dir(rel, work, deep_scan())
             }
             Action::Remove { on } => self
-                .remove_tree(on, rel, recent)
+                .remove_tree(on, rel, recent, source(on))
                 .and_then(|()| self.forgotten(rel)),
             Action::CopyMode { from } => {
                 let src = entry(from).ok_or(ENOENT)?;
                 self.copy_mode(from, &a, &b)
-                    .and_then(|()| self.agreed(rel, &src))
+                    .and_then(|()| self.agreed(rel, &src, self.after_chmod(seen, from.other(), held)?))
             }
             Action::Conflict { winner } => {
                 let (won, lost) = (
@@ -919,7 +976,7 @@ impl Engine {
                     && won.size == lost.size
                     && self.same_bytes(&a, &b)?
                 {
-                    self.copy(winner, rel, &won, held(winner), Some(lost))
+                    self.copy(winner, rel, &won, source(winner), replacing(winner.other()))
                         .and_then(|copied| self.agreed_on(rel, &copied))
                 } else {
                     let seen = held(winner.other()).ok_or(ENOENT)?;
@@ -927,16 +984,13 @@ impl Engine {
                 }
             }
             Action::CopyUnlessSame { from } => {
-                let (src, dst) = (
-                    entry(from).ok_or(ENOENT)?,
-                    entry(from.other()).ok_or(ENOENT)?,
-                );
+                let src = entry(from).ok_or(ENOENT)?;
                 if !self.same_bytes(&a, &b)? {
-                    self.copy(from, rel, &src, held(from), Some(dst))
+                    self.copy(from, rel, &src, source(from), replacing(from.other()))
                         .and_then(|copied| self.agreed_on(rel, &copied))
                 } else {
                     self.copy_mode(from, &a, &b)
-                        .and_then(|()| self.agreed(rel, &src))
+                        .and_then(|()| self.agreed(rel, &src, self.after_chmod(seen, from.other(), held)?))
                 }
             }
             Action::ConflictUnlessSame => {
@@ -945,7 +999,7 @@ impl Engine {
                     self.keep_both(Side::A, rel, &x, (&y, held(Side::B).ok_or(ENOENT)?), work)
                 } else {
                     self.copy_mode(Side::A, &a, &b)
-                        .and_then(|()| self.agreed(rel, &x))
+                        .and_then(|()| self.agreed(rel, &x, self.after_chmod(seen, Side::B, held)?))
                 }
             }
         };
@@ -955,6 +1009,23 @@ impl Engine {
             Err(e) if e == EAGAIN => self.requeue(rel, why),
             other => other,
         }
+    }
+
+    /// `seen`, with the change cookie of `side`'s entry read again after a
+    /// chmod of it moved it.
+    fn after_chmod<'h>(
+        &self,
+        mut seen: Ids,
+        side: Side,
+        held: impl Fn(Side) -> Option<&'h Held>,
+    ) -> Result<Ids> {
+        let i = index(side);
+        if seen.cookies[i] != 0 {
+            if let Some(held) = held(side) {
+                seen.cookies[i] = held.change_cookie()?;
+            }
+        }
+        Ok(seen)
     }
 
     /// Gives the entry on the other side of `from` the permission bits and
@@ -991,7 +1062,12 @@ impl Engine {
         if src.kind != Kind::File {
             return Ok(false);
         }
-        match self.copy(from, rel, &src, Some(&held), None) {
+        let cookie = if self.holds(from).content_cookie {
+            held.change_cookie()?
+        } else {
+            0
+        };
+        match self.copy(from, rel, &src, Some((&held, cookie)), None) {
             Ok(copied) => self.agreed_on(rel, &copied).map(|()| true),
             Err(e) if e == EAGAIN => Ok(false),
             Err(e) => Err(e),
@@ -1025,16 +1101,17 @@ impl Engine {
     }
 
     /// Copies the file or symlink `rel` from `from` to the other side under a
-    /// temporary name, then renames it over the target. `source` is `rel`
-    /// on `from` when the caller holds it already. Returns what the copy
-    /// holds: what both sides now agree on.
+    /// temporary name, then renames it over the target, which must still be
+    /// `dst` as it was looked at (or nothing, without one). `source` is
+    /// `rel` on `from` with its change cookie, when the caller looked it up
+    /// already. Returns what the copy holds: what both sides now agree on.
     fn copy(
         &self,
         from: Side,
         rel: &[u8],
         src: &Entry,
-        source: Option<&Held>,
-        dst_now: Option<Entry>,
+        source: Option<(&Held, u32)>,
+        dst: Option<Replacing<'_>>,
     ) -> Result<Placed> {
         let to = from.other();
         let (dir, name) = vfs::split(rel);
@@ -1042,11 +1119,22 @@ impl Engine {
         let temp = plan::temp_name(self.call_id, seq);
         let temp_rel = vfs::join(dir, &temp)?;
         let looked_up;
-        let source = match source {
-            Some(held) => held,
+        let (source, cookie) = match source {
+            Some(seen) => seen,
             None => {
-                looked_up = vfs::lookup(self.root(from), rel)?.ok_or(ENOENT)?;
-                &looked_up
+                // Opened only as the kind it was decided on: a FIFO renamed
+                // over the name meanwhile is no file to read.
+                let (held, now) = self.stat(from, rel)?.ok_or(ENOENT)?;
+                if now.kind != src.kind {
+                    return Err(EAGAIN);
+                }
+                let cookie = if src.kind == Kind::File && self.holds(from).content_cookie {
+                    held.change_cookie()?
+                } else {
+                    0
+                };
+                looked_up = held;
+                (&looked_up, cookie)
             }
         };
         let mut target = KVec::new();
@@ -1059,7 +1147,7 @@ impl Engine {
                     &temp_rel,
                     &like,
                     carry,
-                    &self.copy_ways[if to == Side::A { 0 } else { 1 }],
+                    &self.copy_ways[index(to)],
                     thread::should_stop,
                 )
                 .map(Some)
@@ -1072,14 +1160,25 @@ impl Engine {
         };
         // The copy is closed once in place (when `copied` goes).
         let placed = written.and_then(|copied| {
-            self.place(to, dir, &temp, name, rel, dst_now)?;
+            self.place(to, dir, &temp, name, rel, dst)?;
+            let mut ids = Ids::default();
+            ids.inos[index(from)] = source.ino();
+            ids.cookies[index(from)] = cookie;
+            let (ino, cookie) = match &copied {
+                Some(copied) => copied.ids()?,
+                None => (vfs::lookup(self.root(to), rel)?.map_or(0, |h| h.ino()), 0),
+            };
+            ids.inos[index(to)] = ino;
+            if self.holds(to).content_cookie {
+                ids.cookies[index(to)] = cookie;
+            }
             // What the other side holds now: a source that shrank while it
             // was read is copied shorter, and is not what was agreed on.
             let entry = Entry {
                 size: copied.as_ref().map_or(src.size, |c| c.len),
                 ..*src
             };
-            Ok(Placed { entry, target })
+            Ok(Placed { entry, target, ids })
         });
         if placed.is_err() {
             // Never leave a temporary name behind.
@@ -1105,8 +1204,10 @@ impl Engine {
             return Ok((*src, carry));
         };
         let there = there.stat()?;
+        // The content comes from a side anyone may have written (a FAT
+        // stick): the file it replaces keeps its bits, never set-id ones.
         let like = Entry {
-            mode: there.mode,
+            mode: there.mode & !plan::SET_ID_BITS,
             uid: there.uid,
             gid: there.gid,
             ..*src
@@ -1161,8 +1262,10 @@ impl Engine {
     }
 
     /// Renames the copy `temp` over `name` on side `to`, unless the user
-    /// changed what is there since it was `dst_now`: then `EAGAIN`, and the
-    /// user's version stays; its own event brings the name back.
+    /// changed what is there since it was looked at (`dst`): another
+    /// inode, the same one rewritten (its change cookie moved), or one
+    /// somebody opened for writing meanwhile. Then `EAGAIN`, and the user's
+    /// version stays; its own event brings the name back.
     fn place(
         &self,
         to: Side,
@@ -1170,22 +1273,35 @@ impl Engine {
         temp: &[u8],
         name: &[u8],
         rel: &[u8],
-        dst_now: Option<Entry>,
+        dst: Option<Replacing<'_>>,
     ) -> Result {
-        let Some(dst) = dst_now else {
+        let Some(dst) = dst else {
             // Nothing was there: the rename itself checks it stays so.
             return match vfs::rename_in(self.root(to), dir, temp, name, Target::MustNotExist) {
                 Err(e) if e == EEXIST => Err(EAGAIN),
                 other => other,
             };
         };
-        if self.stat(to, rel)?.map(|s| s.1) != Some(dst) {
-            return Err(EAGAIN);
+        match self.stat(to, rel)? {
+            Some((held, now)) if now == dst.entry && held.ino() == dst.held.ino() => {
+                if dst.cookie != 0 && held.change_cookie()? != dst.cookie {
+                    return Err(EAGAIN);
+                }
+            }
+            _ => return Err(EAGAIN),
         }
-        if dst.kind == Kind::Dir {
-            self.remove_tree(to, rel, &[])?;
+        if dst.entry.kind == Kind::Dir {
+            self.remove_tree(to, rel, &[], None)?;
+            return match vfs::rename_in(self.root(to), dir, temp, name, Target::MustNotExist) {
+                Err(e) if e == EEXIST => Err(EAGAIN),
+                other => other,
+            };
         }
-        vfs::rename_in(self.root(to), dir, temp, name, Target::Replace)
+        let target = Target::ReplaceOnly {
+            seen: dst.held,
+            closed: dst.closed,
+        };
+        vfs::rename_in(self.root(to), dir, temp, name, target)
     }
 
     /// Both sides changed `rel`: the loser's version moves aside under a
@@ -1226,20 +1342,14 @@ impl Engine {
     }
 
     /// `NAME.sync-conflict-YYYYMMDD-HHMMSS`, with `-N` added when an
-    /// earlier conflict in the same second took that name on either side.
+    /// earlier conflict in the same second took that name on either side,
+    /// and the stem shortened where the name would be too long.
     fn free_conflict_name(&self, dir: &[u8], name: &[u8], lost: &Entry) -> Result<KVec<u8>> {
         let suffix = plan::conflict_suffix(lost.mtime.secs);
+        let mut buf = [0u8; plan::NAME_MAX];
         for n in 0..100u8 {
-            let mut aside = KVec::with_capacity(name.len() + suffix.len() + 3, GFP)?;
-            aside.extend_from_slice(name, GFP)?;
-            aside.extend_from_slice(&suffix, GFP)?;
-            if n > 0 {
-                aside.push(b'-', GFP)?;
-                if n >= 10 {
-                    aside.push(b'0' + n / 10, GFP)?;
-                }
-                aside.push(b'0' + n % 10, GFP)?;
-            }
+            let len = plan::conflict_name(name, &suffix, n, &mut buf);
+            let aside = clone_bytes(&buf[..len])?;
             let rel = vfs::join(dir, &aside)?;
             if self.stat(Side::A, &rel)?.is_none() && self.stat(Side::B, &rel)?.is_none() {
                 return Ok(aside);
@@ -1342,13 +1452,30 @@ impl Engine {
     /// was changed on `side` since (a file created while the user's `rm -rf`
     /// ran on the other side) stays, with the directories that hold it: it
     /// is newer than the delete, and mirrored back.
-    fn remove_tree(&self, side: Side, rel: &[u8], recent: &[Dirty]) -> Result {
+    ///
+    /// A file or symlink goes only if it is still `seen` (the entry looked
+    /// at, with its change cookie), when given.
+    fn remove_tree(
+        &self,
+        side: Side,
+        rel: &[u8],
+        recent: &[Dirty],
+        seen: Option<(&Held, u32)>,
+    ) -> Result {
         let root = self.root(side);
         let Some(held) = vfs::lookup(root, rel)? else {
             return Ok(());
         };
         if held.stat()?.kind != Kind::Dir {
-            return vfs::unlink(root, rel);
+            return match seen {
+                Some((seen, cookie)) => {
+                    if held.ino() != seen.ino() || (cookie != 0 && held.change_cookie()? != cookie) {
+                        return Err(EAGAIN);
+                    }
+                    vfs::unlink_entry(root, rel, seen)
+                }
+                None => vfs::unlink(root, rel),
+            };
         }
         drop(held);
         // Post-order without recursion: the kernel stack is small.
@@ -1386,16 +1513,19 @@ impl Engine {
                 // Only what both sides agreed on goes: anything newer (never
                 // synced, or changed since) stays, and is mirrored back.
                 let agreed = self.base.lock().get(&path)?;
+                let mut looked_at = None;
                 let as_agreed = match agreed {
                     Some((agreed, _)) if is_dir => agreed.kind == Kind::Dir,
                     Some((agreed, ids)) => {
-                        let i = if side == Side::A { 0 } else { 1 };
+                        let i = index(side);
                         let (ino, cookie) = (ids.inos[i], ids.cookies[i]);
                         match self.stat(side, &path)? {
                             Some((held, now)) => {
-                                now.unchanged_since(&agreed)
+                                let same = now.unchanged_since(&agreed)
                                     && (ino == 0 || held.ino() == ino)
-                                    && (cookie == 0 || held.change_cookie()? == cookie)
+                                    && (cookie == 0 || held.change_cookie()? == cookie);
+                                looked_at = Some(held);
+                                same
                             }
                             None => true,
                         }
@@ -1408,8 +1538,11 @@ impl Engine {
                 }
                 if is_dir {
                     stack.push((path, false), GFP)?;
-                } else {
-                    match vfs::unlink(root, &path) {
+                } else if let Some(held) = looked_at {
+                    // Only the inode that was checked: one the user put
+                    // there since stays.
+                    match vfs::unlink_entry(root, &path, &held) {
+                        Err(e) if e == EAGAIN => kept = true,
                         Err(e) if e != ENOENT => return Err(e),
                         _ => {}
                     }
@@ -1501,10 +1634,31 @@ fn written_to(side: &Option<(Held, Entry)>) -> bool {
     matches!(side, Some((held, e)) if e.kind == Kind::File && held.open_for_write())
 }
 
-/// What a copy put in place: the entry, and a symlink's exact target.
+/// What a copy put in place: the entry, a symlink's exact target, and the
+/// inodes of the source and of the copy.
 struct Placed {
     entry: Entry,
     target: KVec<u8>,
+    ids: Ids,
+}
+
+/// The entry a copy is to replace, as it was looked at.
+#[derive(Clone, Copy)]
+struct Replacing<'a> {
+    held: &'a Held,
+    entry: Entry,
+    /// Its change cookie then (0: not kept).
+    cookie: u32,
+    /// Its writer's close was just reported.
+    closed: bool,
+}
+
+/// Where a side's inode and cookie sit in [`Ids`].
+fn index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
 }
 
 /// What the sync thread keeps between batches.

@@ -200,7 +200,8 @@ impl EventSink for Events {
             changed_a: side == Side::A,
             changed_b: side == Side::B,
             rescan: how.dir_appeared,
-            closed: how.closed,
+            closed_a: how.closed && side == Side::A,
+            closed_b: how.closed && side == Side::B,
             moved_in,
             created: how.file_created,
             ..Reason::default()
@@ -245,7 +246,7 @@ impl EventSink for Events {
             // A created file waits for the close that follows, or for the
             // grace to end: one copy of the finished file, not two. The
             // thread only needs a wake-up to start the grace.
-            if how.file_created && recorded {
+            if (how.file_created || how.settling) && recorded {
                 if !was_idle {
                     return;
                 }

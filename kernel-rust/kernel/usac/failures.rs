@@ -8,6 +8,7 @@
 
 use crate::memcg::GFP;
 use crate::vec;
+use crate::vfs;
 use kernel::alloc::{AllocError, KVec};
 use kernel::error::code::{EIO, ENOSPC, EROFS};
 use kernel::error::Error;
@@ -47,7 +48,7 @@ impl Failures {
     /// True for an error that can pass without an event on the name.
     pub(crate) fn passes(err: Error) -> bool {
         let quota = Error::from_errno(-(kernel::bindings::EDQUOT as i32));
-        err == ENOSPC || err == EROFS || err == EIO || err == quota
+        err == ENOSPC || err == EROFS || err == EIO || err == quota || err == vfs::leased()
     }
 
     /// `rel` failed with an error that [`passes`](Self::passes): true when

@@ -26,6 +26,7 @@ const WATCH_MASK: u32 = bindings::FS_CREATE
     | bindings::FS_MOVED_FROM
     | bindings::FS_MOVED_TO
     | bindings::FS_CLOSE_WRITE
+    | bindings::FS_MODIFY
     | bindings::FS_ATTRIB
     | bindings::FS_DELETE_SELF
     | bindings::FS_MOVE_SELF
@@ -52,6 +53,11 @@ pub(crate) enum Moved {
 pub(crate) struct Change {
     /// A writer closed it (`FS_CLOSE_WRITE`).
     pub(crate) closed: bool,
+    /// Truncated while some task may write it: an `open(O_TRUNC)`, whose
+    /// writer's close follows, or a `truncate(2)` by path, which holds
+    /// write access only while it runs. Either has settled after a short
+    /// grace, as a created file has.
+    pub(crate) settling: bool,
     /// A directory appeared under the name (created or moved in): its
     /// content must be scanned and watched, whatever the other side holds.
     pub(crate) dir_appeared: bool,
@@ -402,8 +408,29 @@ unsafe extern "C" fn handle_inode_event(
     // SAFETY: fsnotify passes the child's inode, referenced for the call.
     let regular = !inode.is_null()
         && u32::from(unsafe { (*inode).i_mode }) & bindings::S_IFMT == bindings::S_IFREG;
+    // `FS_MODIFY` comes from every write(2), after it dropped the inode's
+    // lock, and from `notify_change` (a truncate, an mtime set alone),
+    // which runs under it. A write's own close follows: it is dropped here,
+    // at the cost of one check per write.
+    let modified = mask & bindings::FS_MODIFY != 0;
+    let (written_to, locked) = if modified && !inode.is_null() {
+        // SAFETY: as above; both only read the inode's write count and
+        // the state of its lock.
+        unsafe {
+            (
+                bindings::inode_is_open_for_write(inode),
+                bindings::usac_inode_is_locked(inode),
+            )
+        }
+    } else {
+        (false, false)
+    };
+    if modified && written_to && !locked {
+        return 0;
+    }
     let how = Change {
         closed: mask & bindings::FS_CLOSE_WRITE != 0,
+        settling: modified && written_to,
         file_created: mask & bindings::FS_CREATE != 0 && regular,
         dir_appeared: mask & bindings::FS_ISDIR != 0
             && mask & (bindings::FS_CREATE | bindings::FS_MOVED_TO) != 0,

@@ -201,7 +201,7 @@ pub struct Entry {
 }
 
 /// The setuid and setgid bits.
-const SET_ID_BITS: u32 = 0o6000;
+pub const SET_ID_BITS: u32 = 0o6000;
 
 impl Entry {
     /// Both sides hold the same thing: what the sync itself leaves behind
@@ -249,9 +249,12 @@ pub struct Reason {
     /// A scan (start, new directory, lost events) named it: nothing may be
     /// deleted for it, and directories are descended into.
     pub rescan: bool,
-    /// A writer closed it: copy it even if the closing writer still counts
-    /// as open (fsnotify reports the close before the count drops).
-    pub closed: bool,
+    /// A writer closed it on side A: copy it even if the closing writer
+    /// still counts as open (fsnotify reports the close before the count
+    /// drops).
+    pub closed_a: bool,
+    /// The same on side B.
+    pub closed_b: bool,
     /// A rename put it here: what the name holds now may look like what
     /// it held before (same size, same timestamp tick) yet differ.
     pub moved_in: bool,
@@ -270,7 +273,8 @@ impl Reason {
             changed_a: self.changed_a || other.changed_a,
             changed_b: self.changed_b || other.changed_b,
             rescan: self.rescan || other.rescan,
-            closed: self.closed || other.closed,
+            closed_a: self.closed_a || other.closed_a,
+            closed_b: self.closed_b || other.closed_b,
             moved_in: self.moved_in || other.moved_in,
             created: self.created || other.created,
             // Shallow only when no scan of the two was deep.
@@ -280,13 +284,42 @@ impl Reason {
         }
     }
 
+    /// A writer closed it, on either side.
+    pub fn closed(self) -> bool {
+        self.closed_a || self.closed_b
+    }
+
+    /// A writer closed it on `side`.
+    pub fn closed_on(self, side: Side) -> bool {
+        match side {
+            Side::A => self.closed_a,
+            Side::B => self.closed_b,
+        }
+    }
+
+    /// The events on `side` brought nothing new (its change cookie says
+    /// so): what is left are the other side's.
+    pub fn without_news_on(self, side: Side) -> Reason {
+        let other = self.changed_on(side.other());
+        Reason {
+            changed_a: self.changed_a && side != Side::A,
+            changed_b: self.changed_b && side != Side::B,
+            closed_a: self.closed_a && side != Side::A,
+            closed_b: self.closed_b && side != Side::B,
+            // Not known per side: kept while the other side has events.
+            moved_in: self.moved_in && other,
+            created: self.created && other,
+            ..self
+        }
+    }
+
     /// The side that created a file and closed it after writing, when
     /// nothing else named it: the other side almost never has the name yet,
     /// so the file may be copied over without looking there first, by a
     /// rename that refuses to replace anything.
     pub fn created_on(self) -> Option<Side> {
         match (
-            self.created && self.closed && !self.rescan && !self.moved_in,
+            self.created && self.closed() && !self.rescan && !self.moved_in,
             self.only_changed(),
         ) {
             (true, side) => side,
@@ -394,14 +427,15 @@ pub fn decide(base: Option<Entry>, a: Option<Entry>, b: Option<Entry>, why: Reas
             (action, ..) => action,
         };
     };
-    let changed = |now: Option<Entry>, event: bool| match now {
+    let changed = |now: Option<Entry>, side: Side| match now {
         None => true,
         Some(e) => {
             !e.unchanged_since(&base)
-                || (event && (why.closed || why.moved_in || e.kind == Kind::Symlink))
+                || (why.changed_on(side)
+                    && (why.closed_on(side) || why.moved_in || e.kind == Kind::Symlink))
         }
     };
-    let (changed_a, changed_b) = (changed(a, why.changed_a), changed(b, why.changed_b));
+    let (changed_a, changed_b) = (changed(a, Side::A), changed(b, Side::B));
     let dirs = matches!((a, b), (Some(x), Some(y)) if x.kind == Kind::Dir && y.kind == Kind::Dir);
     if !changed_a && !changed_b {
         // Both as last agreed; a scan still looks inside directories, but
@@ -481,7 +515,7 @@ fn both_sides(x: Entry, y: Entry, why: Reason) -> Action {
     if x.in_sync_with(&y) {
         // Size and mtime cannot tell two writes within one timestamp tick
         // apart: after a close or a rename onto the name, the bytes decide.
-        if (why.closed || why.moved_in) && x.kind == Kind::File {
+        if (why.closed() || why.moved_in) && x.kind == Kind::File {
             match why.only_changed() {
                 Some(from) => return Action::CopyUnlessSame { from },
                 None if why.changed_a && why.changed_b => return Action::ConflictUnlessSame,
@@ -560,6 +594,59 @@ fn put_hex(out: &mut [u8], value: u64) {
 /// `.sync-conflict-YYYYMMDD-HHMMSS`, appended to a name to keep the losing
 /// version of a conflict.
 pub const CONFLICT_SUFFIX_LEN: usize = 30;
+
+/// The longest name a directory entry can have (`NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+
+/// Longest extension kept whole when a conflict name must be shortened.
+const MAX_KEPT_EXTENSION: usize = 32;
+
+/// The conflict name for `name` with `suffix`, and `-N` for an `n` from 1
+/// to 99 (0: none), written into `out`; returns its length. A name that
+/// would be longer than [`NAME_MAX`] loses the end of its stem, not its
+/// extension nor the suffix (`report.txt.sync-conflict-...`), and is cut
+/// at a character boundary when it is UTF-8.
+pub fn conflict_name(
+    name: &[u8],
+    suffix: &[u8; CONFLICT_SUFFIX_LEN],
+    n: u8,
+    out: &mut [u8; NAME_MAX],
+) -> usize {
+    let mut number = [0u8; 3];
+    let number_len = match n {
+        0 => 0,
+        1..=9 => {
+            number[..2].copy_from_slice(&[b'-', b'0' + n]);
+            2
+        }
+        _ => {
+            let n = n.min(99);
+            number.copy_from_slice(&[b'-', b'0' + n / 10, b'0' + n % 10]);
+            3
+        }
+    };
+    let added = suffix.len() + number_len;
+    let room = NAME_MAX - added;
+    let (stem, extension) = match name.iter().rposition(|&c| c == b'.') {
+        Some(dot) if dot > 0 && name.len() - dot <= MAX_KEPT_EXTENSION && room > name.len() - dot => {
+            name.split_at(dot)
+        }
+        _ => (name, &name[name.len()..]),
+    };
+    let mut keep = stem.len().min(room - extension.len());
+    if keep < stem.len() && core::str::from_utf8(name).is_ok() {
+        // Back to the start of a character: no half of one is left.
+        while keep > 0 && stem[keep] & 0xc0 == 0x80 {
+            keep -= 1;
+        }
+    }
+    let mut len = 0;
+    for part in [&stem[..keep], extension, &suffix[..], &number[..number_len]] {
+        out[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    len
+}
 
 /// The conflict suffix for a modification time (UTC).
 pub fn conflict_suffix(mtime_secs: i64) -> [u8; CONFLICT_SUFFIX_LEN] {

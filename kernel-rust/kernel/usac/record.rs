@@ -142,6 +142,9 @@ pub enum Unusable {
     /// The file could not be read (not a regular file, too large, an
     /// I/O error).
     Unreadable,
+    /// Owned by another user than the caller and root, or writable by
+    /// others than its owner: anyone could have written it.
+    Untrusted,
 }
 
 /// The records of `bytes`, once the header, the roots and the checksum

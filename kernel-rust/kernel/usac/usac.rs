@@ -6,7 +6,7 @@
 //! `entry.c` copies the two paths from user space and calls
 //! [`usac_real_time_sync`]; everything else lives here.
 
-use kernel::error::code::{EINVAL, ENOENT, ERESTARTNOINTR, ERESTARTSYS};
+use kernel::error::code::{EINTR, EINVAL, ENOENT, ERESTARTNOINTR, ERESTARTSYS};
 use kernel::ffi::{c_char, c_long};
 use kernel::prelude::*;
 use kernel::str::CStr;
@@ -74,7 +74,11 @@ fn real_time_sync(dir_a: &CStr, dir_b: &CStr) -> Result {
         Err(e) if e == ERESTARTSYS => return ended_by(wait::woken_by_pending_signal()),
         registration => registration?,
     };
-    let engine = Engine::new(a, b, creds, call_id, registration)?;
+    let engine = match Engine::new(a, b, creds, call_id, registration) {
+        // A signal while the base loaded: the call ends as it would later.
+        Err(e) if e == EINTR && wait::signal_pending() => return ended_by(wait::woken_by_pending_signal()),
+        engine => engine?,
+    };
     engine.watch_roots()?;
     let thread = Thread::spawn(kernel::c_str!("usac-sync"), engine.clone())?;
     // Known before it runs, so the handler can tell its echo from the start.

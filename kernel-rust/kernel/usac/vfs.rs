@@ -167,25 +167,7 @@ impl Held {
     /// change of content or attributes moves), never 0; 0 where the file
     /// system keeps none.
     pub(crate) fn change_cookie(&self) -> Result<u32> {
-        // SAFETY: `kstat` is plain data, filled by `vfs_getattr`.
-        let mut st: bindings::kstat = unsafe { core::mem::zeroed() };
-        // SAFETY: the path is referenced (type invariant).
-        to_result(unsafe {
-            bindings::vfs_getattr(
-                &self.0,
-                &mut st,
-                bindings::STATX_CHANGE_COOKIE,
-                bindings::AT_STATX_SYNC_AS_STAT as c_uint,
-            )
-        })?;
-        if st.result_mask & bindings::STATX_CHANGE_COOKIE == 0 {
-            return Ok(0);
-        }
-        // The low half: four billion changes between two looks wrap it.
-        Ok(match st.change_cookie as u32 {
-            0 => u32::MAX,
-            low => low,
-        })
+        change_cookie_of(&self.0)
     }
 
     /// True when the running credentials may list the directory (read and
@@ -202,6 +184,37 @@ impl Held {
         // SAFETY: the inode is pinned by our dentry reference.
         unsafe { bindings::inode_is_open_for_write(self.inode()) }
     }
+}
+
+/// [`Held::change_cookie`] of the referenced `path`.
+fn change_cookie_of(path: &bindings::path) -> Result<u32> {
+    // SAFETY: `kstat` is plain data, filled by `vfs_getattr`.
+    let mut st: bindings::kstat = unsafe { core::mem::zeroed() };
+    // SAFETY: the caller holds a reference on `path`.
+    to_result(unsafe {
+        bindings::vfs_getattr(
+            path,
+            &mut st,
+            bindings::STATX_CHANGE_COOKIE,
+            bindings::AT_STATX_SYNC_AS_STAT as c_uint,
+        )
+    })?;
+    if st.result_mask & bindings::STATX_CHANGE_COOKIE == 0 {
+        return Ok(0);
+    }
+    // The low half: four billion changes between two looks wrap it.
+    Ok(match st.change_cookie as u32 {
+        0 => u32::MAX,
+        low => low,
+    })
+}
+
+/// `EBUSY`: a file held under a lease that its holder has not given up
+/// yet. Opening it does not wait (a lease break waits up to
+/// `lease-break-time`, 45 s by default, for everyone behind it); the name
+/// is tried again after a back-off.
+pub(crate) fn leased() -> Error {
+    Error::from_errno(-(bindings::EBUSY as c_int))
 }
 
 /// Looks `rel` up below `root` without following any symlink; `None` when
@@ -376,17 +389,24 @@ impl OpenFile {
         // `put_cred` below; `dentry_open` takes its own reference for the file.
         let cred = unsafe { bindings::get_current_cred() };
         // SAFETY: the path is referenced; `cred` is valid.
+        // O_NONBLOCK: a lease makes the open fail at once instead of
+        // waiting for its break (and a FIFO would not block, were one
+        // ever opened); on a regular file it changes nothing else.
         let file = unsafe {
             bindings::dentry_open(
                 &held.0,
-                (bindings::O_RDONLY | bindings::O_LARGEFILE) as c_int,
+                (bindings::O_RDONLY | bindings::O_LARGEFILE | bindings::O_NONBLOCK) as c_int,
                 cred,
             )
         };
         // SAFETY: the reference taken above.
         unsafe { bindings::put_cred(cred) };
         // INVARIANT: `dentry_open` returned an open file, or an error.
-        Ok(Self(from_err_ptr(file)?))
+        match from_err_ptr(file) {
+            Ok(file) => Ok(Self(file)),
+            Err(e) if e == EAGAIN => Err(leased()),
+            Err(e) => Err(e),
+        }
     }
 
     fn dentry(&self) -> *mut bindings::dentry {
@@ -926,12 +946,28 @@ fn parent_of<'r>(root: &DirPath, rel: &'r [u8]) -> Result<(HeldDir, &'r [u8])> {
 
 /// Removes the non-directory `rel`.
 pub(crate) fn unlink(root: &DirPath, rel: &[u8]) -> Result {
+    unlink_checked(root, rel, None)
+}
+
+/// Removes the non-directory `rel` if it still is the entry `seen`;
+/// `EAGAIN` if the user put another there since it was looked at (checked
+/// under the directory's lock).
+pub(crate) fn unlink_entry(root: &DirPath, rel: &[u8], seen: &Held) -> Result {
+    unlink_checked(root, rel, Some(seen))
+}
+
+fn unlink_checked(root: &DirPath, rel: &[u8], seen: Option<&Held>) -> Result {
     let (parent, name) = parent_of(root, rel)?;
     let _write = MountWrite::get(parent.mnt())?;
     let locked = LockedParent::lock(&parent);
     let child = locked.child(name)?;
     if child.is_negative() {
         return Err(ENOENT);
+    }
+    // SAFETY: a positive dentry, referenced by `child`, under its parent's
+    // lock.
+    if seen.is_some_and(|seen| unsafe { (*child.0).d_inode } != seen.inode()) {
+        return Err(EAGAIN);
     }
     // SAFETY: parent locked, child looked up under that lock.
     to_result(unsafe {
@@ -998,10 +1034,21 @@ pub(crate) fn mkdir(root: &DirPath, rel: &[u8], mode: Option<u32>, like: &Held) 
 }
 
 /// What a rename does to an existing target.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Target {
+#[derive(Clone, Copy)]
+pub(crate) enum Target<'a> {
     /// Replace it.
     Replace,
+    /// Replace it only if it is still the entry `seen` and, unless its
+    /// writer was just seen closing it (`closed`), nobody has it open for
+    /// writing (what a writer writes next would land in a removed file);
+    /// else `EAGAIN`. Checked under the directory's lock.
+    ReplaceOnly {
+        /// The entry decided on.
+        seen: &'a Held,
+        /// Its writer's close was reported: its count may not have
+        /// dropped yet.
+        closed: bool,
+    },
     /// Fail with `EEXIST` if there is one: checked under the directory's
     /// lock, so nobody slips a file in between. We check it ourselves, as
     /// `renameat2` does: `vfs_rename` leaves `RENAME_NOREPLACE` to its caller
@@ -1015,7 +1062,7 @@ pub(crate) fn rename_in(
     dir: &[u8],
     from: &[u8],
     to: &[u8],
-    target: Target,
+    target: Target<'_>,
 ) -> Result {
     rename_checked(root, dir, from, to, target, None)
 }
@@ -1038,7 +1085,7 @@ fn rename_checked(
     dir: &[u8],
     from: &[u8],
     to: &[u8],
-    target: Target,
+    target: Target<'_>,
     seen: Option<&Held>,
 ) -> Result {
     let parent = lookup_dir(root, dir)?.ok_or(ENOENT)?;
@@ -1053,8 +1100,17 @@ fn rename_checked(
     if seen.is_some_and(|seen| unsafe { (*old.0).d_inode } != seen.inode()) {
         return Err(EAGAIN);
     }
-    if matches!(target, Target::MustNotExist) && !new.is_negative() {
-        return Err(EEXIST);
+    match target {
+        Target::MustNotExist if !new.is_negative() => return Err(EEXIST),
+        // SAFETY: the dentry is referenced by `new`, under its parent's
+        // lock; its inode, if any, is pinned by it.
+        Target::ReplaceOnly { seen, closed } => unsafe {
+            let inode = (*new.0).d_inode;
+            if inode != seen.inode() || (!closed && bindings::inode_is_open_for_write(inode)) {
+                return Err(EAGAIN);
+            }
+        },
+        _ => {}
     }
     let mut rd = bindings::renamedata {
         old_mnt_idmap: parent.idmap(),
@@ -1292,7 +1348,7 @@ pub(crate) fn copy_file(
         to.sync_data()?;
         set_attrs(&to, mode, seen.mtime, owner)?;
         return Ok(Copied {
-            _file: to,
+            file: to,
             len: read as u64,
         });
     }
@@ -1351,7 +1407,7 @@ pub(crate) fn copy_file(
     to.sync_data()?;
     set_attrs(&to, mode, seen.mtime, owner)?;
     Ok(Copied {
-        _file: to,
+        file: to,
         len: u64::try_from(pos).map_err(|_| EINVAL)?,
     })
 }
@@ -1360,9 +1416,20 @@ pub(crate) fn copy_file(
 /// was put in place, so that watchers see its close under its final name
 /// and are not woken for the temporary one.
 pub(crate) struct Copied {
-    _file: OpenFile,
+    file: OpenFile,
     /// Bytes written: fewer than seen when the source shrank meanwhile.
     pub(crate) len: u64,
+}
+
+impl Copied {
+    /// The copy's inode number and change cookie: what the base records
+    /// for the side it was put on, taken from the copy itself, not from
+    /// whatever the name holds by then.
+    pub(crate) fn ids(&self) -> Result<(u64, u32)> {
+        // SAFETY: the open file pins its path and its inode.
+        let (path, inode) = unsafe { (&(*self.file.0).f_path, Inode::from_raw((*self.file.0).f_inode)) };
+        Ok((inode.ino(), change_cookie_of(path)?))
+    }
 }
 
 /// How a large file's bytes move between two file systems, best first.

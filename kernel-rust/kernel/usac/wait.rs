@@ -28,6 +28,13 @@ pub(crate) fn woken_by_pending_signal() -> Woken {
     }
 }
 
+/// True when a signal is pending for the current task: the caller's long
+/// work before the wait (loading a large base) ends for it.
+pub(crate) fn signal_pending() -> bool {
+    // SAFETY: `get_current` returns the running task, valid while it runs.
+    unsafe { bindings::signal_pending(bindings::get_current()) != 0 }
+}
+
 /// Sleeps interruptibly, without polling, until a signal is pending or
 /// `done()` holds; whoever makes `done()` true must wake this task.
 pub(crate) fn until_signal_or(done: impl Fn() -> bool) -> Woken {

@@ -238,3 +238,12 @@ bool rust_helper_usac_read_only(const struct path *path)
 {
 	return __mnt_is_readonly(path->mnt);
 }
+
+/*
+ * True while someone holds @inode's lock: notify_change() reports a
+ * truncate under it, write(2) its writes after dropping it.
+ */
+bool rust_helper_usac_inode_is_locked(struct inode *inode)
+{
+	return inode_is_locked(inode);
+}

@@ -18,7 +18,8 @@ const NONE: Reason = Reason {
     changed_a: false,
     changed_b: false,
     rescan: false,
-    closed: false,
+    closed_a: false,
+    closed_b: false,
     moved_in: false,
     created: false,
     shallow: false,
@@ -65,13 +66,13 @@ fn our_own_copy_coming_back_is_no_work() {
 #[test]
 fn a_close_after_writing_is_compared_byte_for_byte_within_one_timestamp_tick() {
     // Two writes of the same size in one tick look alike by size and mtime.
-    let closed_on_a = Reason { closed: true, ..ON_A };
+    let closed_on_a = Reason { closed_a: true, ..ON_A };
     assert_eq!(
         decide_by_events(Some(file(4, 7)), Some(file(4, 7)), closed_on_a),
         Action::CopyUnlessSame { from: Side::A }
     );
     // A scan has no such knowledge: equal by size and mtime is in sync.
-    assert_eq!(decide_by_events(Some(file(4, 7)), Some(file(4, 7)), Reason { closed: true, ..SCAN }), Action::Nothing);
+    assert_eq!(decide_by_events(Some(file(4, 7)), Some(file(4, 7)), Reason { closed_a: true, ..SCAN }), Action::Nothing);
 }
 
 #[test]
@@ -86,11 +87,11 @@ fn a_file_renamed_over_a_lookalike_is_copied() {
 
 #[test]
 fn a_file_created_and_closed_on_one_side_is_new_there() {
-    let written = Reason { created: true, closed: true, ..ON_A };
+    let written = Reason { created: true, closed_a: true, ..ON_A };
     assert_eq!(written.created_on(), Some(Side::A));
-    assert_eq!(Reason { created: true, closed: true, ..ON_B }.created_on(), Some(Side::B));
+    assert_eq!(Reason { created: true, closed_b: true, ..ON_B }.created_on(), Some(Side::B));
     // Still being written, also changed on B, seen by a scan, or renamed in.
-    assert_eq!(Reason { closed: false, ..written }.created_on(), None);
+    assert_eq!(Reason { closed_a: false, ..written }.created_on(), None);
     assert_eq!(Reason { changed_b: true, ..written }.created_on(), None);
     assert_eq!(Reason { rescan: true, ..written }.created_on(), None);
     assert_eq!(Reason { moved_in: true, ..written }.created_on(), None);
@@ -135,7 +136,7 @@ fn directory_modes_are_mirrored() {
 
 #[test]
 fn writes_on_both_sides_within_one_tick_are_compared_byte_for_byte() {
-    let closed_on_both = Reason { closed: true, ..BOTH };
+    let closed_on_both = Reason { closed_a: true, closed_b: true, ..BOTH };
     assert_eq!(decide_by_events(Some(file(3, 7)), Some(file(3, 7)), closed_on_both), Action::ConflictUnlessSame);
     // Without a close on either side nothing was written.
     assert_eq!(decide_by_events(Some(file(3, 7)), Some(file(3, 7)), BOTH), Action::Nothing);
@@ -205,7 +206,8 @@ fn reason() -> impl Strategy<Value = Reason> {
             changed_a,
             changed_b,
             rescan,
-            closed,
+            closed_a: closed && changed_a,
+            closed_b: closed && changed_b,
             moved_in,
             created,
             shallow: shallow && rescan,
@@ -579,7 +581,7 @@ fn a_name_never_agreed_on_with_a_version_on_each_side_keeps_both() {
     assert_eq!(decide(None, Some(file(5, 9)), Some(file(4, 7)), ON_A), Action::Conflict { winner: Side::A });
     assert_eq!(decide(None, Some(file(5, 7)), Some(file(4, 9)), ON_A), Action::Conflict { winner: Side::B });
     assert_eq!(decide(None, Some(dir()), Some(file(4, 9)), ON_A), Action::Conflict { winner: Side::B });
-    let closed_on_b = Reason { closed: true, ..ON_B };
+    let closed_on_b = Reason { closed_b: true, ..ON_B };
     assert_eq!(decide(None, Some(file(4, 7)), Some(file(4, 7)), closed_on_b), Action::ConflictUnlessSame);
     // With a base, the side that did not change since is older news.
     assert_eq!(decide(Some(file(4, 7)), Some(file(5, 9)), Some(file(4, 7)), ON_A), Action::Copy { from: Side::A });
@@ -662,4 +664,77 @@ fn inode_numbers_on_fuse_and_change_cookies_on_xfs_say_nothing_of_content() {
     assert!(!fuse.stable_inodes && fuse.content_cookie && fuse.modes);
     assert!(xfs.stable_inodes && !xfs.content_cookie && xfs.modes);
     assert!(ext4.stable_inodes && ext4.content_cookie);
+}
+
+fn conflict_name_of(name: &[u8], n: u8) -> Vec<u8> {
+    let mut out = [0u8; NAME_MAX];
+    let len = conflict_name(name, &conflict_suffix(0), n, &mut out);
+    out[..len].to_vec()
+}
+
+#[test]
+fn a_conflict_name_is_the_name_and_its_suffix_while_it_fits() {
+    assert_eq!(conflict_name_of(b"notes.txt", 0), b"notes.txt.sync-conflict-19700101-000000");
+    assert_eq!(conflict_name_of(b"notes.txt", 2), b"notes.txt.sync-conflict-19700101-000000-2");
+    assert_eq!(conflict_name_of(b"notes.txt", 12), b"notes.txt.sync-conflict-19700101-000000-12");
+}
+
+#[test]
+fn a_long_conflict_name_loses_the_end_of_its_stem_only() {
+    let name = [b"n".repeat(240), b".txt".to_vec()].concat();
+    let short = conflict_name_of(&name, 0);
+    assert_eq!(short.len(), NAME_MAX);
+    assert!(short.ends_with(b"n.txt.sync-conflict-19700101-000000"));
+    let numbered = conflict_name_of(&name, 3);
+    assert_eq!(numbered.len(), NAME_MAX);
+    assert!(numbered.ends_with(b".txt.sync-conflict-19700101-000000-3"));
+    // Without an extension worth keeping, the name itself is cut.
+    let plain = conflict_name_of(&b"x".repeat(255), 0);
+    assert_eq!(plain, [b"x".repeat(225), b".sync-conflict-19700101-000000".to_vec()].concat());
+}
+
+#[test]
+fn a_shortened_conflict_name_never_splits_a_character() {
+    let name = [b"a".to_vec(), "é".repeat(120).into_bytes(), b".md".to_vec()].concat();
+    let short = conflict_name_of(&name, 0);
+    assert!(short.len() <= NAME_MAX);
+    assert!(std::str::from_utf8(&short).is_ok(), "{short:?}");
+    assert!(short.ends_with(b".md.sync-conflict-19700101-000000"));
+}
+
+proptest! {
+    #[test]
+    fn conflict_names_always_fit_and_keep_the_suffix(
+        name in proptest::collection::vec(1u8..=255, 1..=NAME_MAX),
+        n in 0u8..100,
+    ) {
+        let name: Vec<u8> = name.into_iter().map(|c| if c == b'/' { b'_' } else { c }).collect();
+        let out = conflict_name_of(&name, n);
+        prop_assert!(out.len() <= NAME_MAX);
+        let suffix = conflict_suffix(0);
+        let at = out.len() - if n == 0 { 0 } else if n < 10 { 2 } else { 3 } - suffix.len();
+        prop_assert_eq!(&out[at..at + suffix.len()], &suffix[..]);
+        if name.len() + out.len() - at <= NAME_MAX {
+            prop_assert_eq!(&out[..at], &name[..]);
+        }
+    }
+}
+
+#[test]
+fn a_close_that_brought_nothing_new_leaves_a_delete_on_the_other_side_to_hold() {
+    let base = file(4, 7);
+    let closed_a_deleted_b = Reason { changed_a: true, changed_b: true, closed_a: true, ..NONE };
+    // Counted as a change, the close brings the deleted file back.
+    assert_eq!(decide(Some(base), Some(base), None, closed_a_deleted_b), Action::Copy { from: Side::A });
+    // Known to have changed nothing (its change cookie), it does not.
+    assert_eq!(
+        decide(Some(base), Some(base), None, closed_a_deleted_b.without_news_on(Side::A)),
+        Action::Remove { on: Side::A }
+    );
+    // A close on both sides of which one brought nothing: the other wins.
+    let closed_both = Reason { closed_a: true, closed_b: true, ..BOTH };
+    assert_eq!(
+        decide(Some(base), Some(base), Some(file(5, 9)), closed_both.without_news_on(Side::A)),
+        Action::Copy { from: Side::B }
+    );
 }
