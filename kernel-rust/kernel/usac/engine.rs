@@ -826,14 +826,19 @@ impl Engine {
         // the name waits, with its reasons, for that close. A close is
         // reported before its writer's count drops: the side that closed
         // may still look busy.
-        let busy = |side: Side, now: &Option<(Held, Entry)>| written_to(now) && !why.closed_on(side);
+        let busy =
+            |side: Side, now: &Option<(Held, Entry)>| written_to(now) && !why.closed_on(side);
         let (busy_a, busy_b) = (busy(Side::A, &a), busy(Side::B, &b));
         if busy_a || busy_b {
             // A writer that keeps the other side open (a log, a database)
             // may do so for days: said once, then mirrored on its close.
             for (side, busy) in [(Side::A, busy_a), (Side::B, busy_b)] {
                 if busy && !why.changed_on(side) {
-                    self.tell_once(rel, "has it open for writing: mirrored once it is closed", side)?;
+                    self.tell_once(
+                        rel,
+                        "has it open for writing: mirrored once it is closed",
+                        side,
+                    )?;
                 }
             }
             return park(parked, rel, why);
@@ -879,7 +884,11 @@ impl Engine {
                 && agreed.is_some_and(|agreed| entry.unchanged_since(&agreed));
             if other_inode || (cookie_known && seen.cookies[i] != ids.cookies[i]) {
                 why = why.merge(Reason::moved_in_on(side));
-            } else if cookie_known && holds.stable_inodes && ids.inos[i] != 0 && events.changed_on(side) {
+            } else if cookie_known
+                && holds.stable_inodes
+                && ids.inos[i] != 0
+                && events.changed_on(side)
+            {
                 why = why.without_news_on(side);
             }
         }
@@ -962,8 +971,9 @@ impl Engine {
                 .and_then(|()| self.forgotten(rel)),
             Action::CopyMode { from } => {
                 let src = entry(from).ok_or(ENOENT)?;
-                self.copy_mode(from, &a, &b)
-                    .and_then(|()| self.agreed(rel, &src, self.after_chmod(seen, from.other(), held)?))
+                self.copy_mode(from, &a, &b).and_then(|()| {
+                    self.agreed(rel, &src, self.after_chmod(seen, from.other(), held)?)
+                })
             }
             Action::Conflict { winner } => {
                 let (won, lost) = (
@@ -989,8 +999,9 @@ impl Engine {
                     self.copy(from, rel, &src, source(from), replacing(from.other()))
                         .and_then(|copied| self.agreed_on(rel, &copied))
                 } else {
-                    self.copy_mode(from, &a, &b)
-                        .and_then(|()| self.agreed(rel, &src, self.after_chmod(seen, from.other(), held)?))
+                    self.copy_mode(from, &a, &b).and_then(|()| {
+                        self.agreed(rel, &src, self.after_chmod(seen, from.other(), held)?)
+                    })
                 }
             }
             Action::ConflictUnlessSame => {
@@ -1469,7 +1480,8 @@ impl Engine {
         if held.stat()?.kind != Kind::Dir {
             return match seen {
                 Some((seen, cookie)) => {
-                    if held.ino() != seen.ino() || (cookie != 0 && held.change_cookie()? != cookie) {
+                    if held.ino() != seen.ino() || (cookie != 0 && held.change_cookie()? != cookie)
+                    {
                         return Err(EAGAIN);
                     }
                     vfs::unlink_entry(root, rel, seen)

@@ -628,7 +628,9 @@ pub fn conflict_name(
     let added = suffix.len() + number_len;
     let room = NAME_MAX - added;
     let (stem, extension) = match name.iter().rposition(|&c| c == b'.') {
-        Some(dot) if dot > 0 && name.len() - dot <= MAX_KEPT_EXTENSION && room > name.len() - dot => {
+        Some(dot)
+            if dot > 0 && name.len() - dot <= MAX_KEPT_EXTENSION && room > name.len() - dot =>
+        {
             name.split_at(dot)
         }
         _ => (name, &name[name.len()..]),

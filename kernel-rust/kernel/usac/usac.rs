@@ -76,7 +76,9 @@ fn real_time_sync(dir_a: &CStr, dir_b: &CStr) -> Result {
     };
     let engine = match Engine::new(a, b, creds, call_id, registration) {
         // A signal while the base loaded: the call ends as it would later.
-        Err(e) if e == EINTR && wait::signal_pending() => return ended_by(wait::woken_by_pending_signal()),
+        Err(e) if e == EINTR && wait::signal_pending() => {
+            return ended_by(wait::woken_by_pending_signal())
+        }
         engine => engine?,
     };
     engine.watch_roots()?;

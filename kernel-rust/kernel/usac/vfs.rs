@@ -1427,7 +1427,12 @@ impl Copied {
     /// whatever the name holds by then.
     pub(crate) fn ids(&self) -> Result<(u64, u32)> {
         // SAFETY: the open file pins its path and its inode.
-        let (path, inode) = unsafe { (&(*self.file.0).f_path, Inode::from_raw((*self.file.0).f_inode)) };
+        let (path, inode) = unsafe {
+            (
+                &(*self.file.0).f_path,
+                Inode::from_raw((*self.file.0).f_inode),
+            )
+        };
         Ok((inode.ino(), change_cookie_of(path)?))
     }
 }
