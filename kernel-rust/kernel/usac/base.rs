@@ -282,8 +282,8 @@ impl Base {
 }
 
 /// Takes `path` and the names below it out of `tree`.
-fn take_tree<V>(tree: &mut RBTree<Name, V>, path: &[u8]) -> Result<KVec<(KBox<[u8]>, V)>> {
-    let mut taken = KVec::new();
+fn take_tree<V>(tree: &mut RBTree<Name, V>, path: &[u8]) -> Result<KVVec<(KBox<[u8]>, V)>> {
+    let mut taken = KVVec::new();
     if let Some(value) = tree.remove(&Name::of(path)?) {
         taken.push((Name::of(path)?.0, value), GFP)?;
     }

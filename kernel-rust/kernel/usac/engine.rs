@@ -19,7 +19,7 @@ use crate::vec;
 use crate::vfs::{self, Held, Target};
 use crate::wait::{self, Sleeper};
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::alloc::{KBox, KVec};
+use kernel::alloc::{KBox, KVVec, KVec};
 use kernel::error::code::{EAGAIN, EEXIST, EINTR, EISDIR, ENOENT, EROFS, EXDEV};
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -82,7 +82,7 @@ pub(crate) struct Engine {
     /// How copies into each side move their bytes (A's first).
     copy_ways: [vfs::CopyWays; 2],
     /// Names said once not to be mirrored, not said again.
-    told: Pin<KBox<Mutex<KVec<KVec<u8>>>>>,
+    told: Pin<KBox<Mutex<KVVec<KVec<u8>>>>>,
     /// The pair in the table of live calls, until the last save ended.
     registration: Registration,
 }
@@ -117,7 +117,7 @@ impl Engine {
             holds,
             times: holds[0].common_times(&holds[1]),
             copy_ways: [vfs::CopyWays::new(), vfs::CopyWays::new()],
-            told: KBox::pin_init(kernel::new_mutex!(KVec::new(), "usac_told"), GFP)?,
+            told: KBox::pin_init(kernel::new_mutex!(KVVec::new(), "usac_told"), GFP)?,
             registration,
         };
         Ok(Arc::new(engine, GFP)?)
@@ -164,7 +164,7 @@ impl Engine {
             }
         };
         for (side, root) in [(Side::A, a), (Side::B, b)] {
-            let mut missing = KVec::new();
+            let mut missing = KVVec::new();
             let mut unlooked = 0usize;
             for (path, _) in base.names() {
                 thread::yield_now();
@@ -374,9 +374,9 @@ impl Engine {
         // Directories to reconcile once the queue is empty, because work in
         // them raced with the user's own changes; and how many such rounds
         // ran since the last event, to give up on a race that never ends.
-        let mut later: KVec<KVec<u8>> = KVec::new();
+        let mut later: KVVec<KVec<u8>> = KVVec::new();
         // Names left until a writer on the other side closes the file.
-        let mut parked: KVec<Dirty> = KVec::new();
+        let mut parked: KVVec<Dirty> = KVVec::new();
         let mut rounds = 0;
         // Jiffies left of the grace for created files, once it started.
         let mut grace_left = None;
@@ -425,7 +425,7 @@ impl Engine {
             let retry = failures.wait_ms();
             let retry_due = idle && retry == Some(0);
             if idle && !retry_due && (later.is_empty() || rounds >= MAX_RETRY_ROUNDS) {
-                later = KVec::new();
+                later = KVVec::new();
                 // The next retry of failed names bounds every sleep.
                 let retry = retry.map(kernel::time::msecs_to_jiffies);
                 if self.events.pending.lock().dirty.is_empty() {
@@ -476,7 +476,7 @@ impl Engine {
             }
             if idle {
                 rounds += 1;
-                for path in core::mem::take(&mut later).into_iter() {
+                for path in core::mem::replace(&mut later, KVVec::new()).into_iter() {
                     if batch
                         .push(
                             Dirty {
@@ -552,17 +552,17 @@ impl Engine {
 
     /// Takes what the handler left, unless it is only created files still
     /// within their grace (`grace_over` false).
-    fn take_pending(&self, grace_over: bool) -> (KVec<Dirty>, KVec<Move>, bool) {
+    fn take_pending(&self, grace_over: bool) -> (KVVec<Dirty>, KVVec<Move>, bool) {
         let mut pending = self.events.pending.lock();
         let ready = core::mem::take(&mut pending.urgent)
             || grace_over
             || pending.rescan_all
             || !pending.moves.is_empty();
         if !ready {
-            return (KVec::new(), KVec::new(), false);
+            return (KVVec::new(), KVVec::new(), false);
         }
         let batch = pending.take_dirty();
-        let moves = core::mem::take(&mut pending.moves);
+        let moves = core::mem::replace(&mut pending.moves, KVVec::new());
         let rescan_all = core::mem::replace(&mut pending.rescan_all, false);
         (batch, moves, rescan_all)
     }
@@ -573,8 +573,8 @@ impl Engine {
     /// second halves that came meanwhile.
     fn complete_renames(
         &self,
-        batch: &mut KVec<Dirty>,
-        moves: &mut KVec<Move>,
+        batch: &mut KVVec<Dirty>,
+        moves: &mut KVVec<Move>,
         rescan_all: &mut bool,
     ) {
         // Each round needs a new rename to start during the last wait.
@@ -617,8 +617,8 @@ impl Engine {
 
     fn process(
         &self,
-        mut batch: KVec<Dirty>,
-        moves: KVec<Move>,
+        mut batch: KVVec<Dirty>,
+        moves: KVVec<Move>,
         rescan_all: bool,
         lost: KVec<DirRef>,
         limiter: &mut Option<RateLimit>,
@@ -632,7 +632,7 @@ impl Engine {
         if unpark(&mut batch, parked).is_err() {
             self.events.pending.lock().rescan_all = true;
         }
-        let mut work: KVec<Dirty> = KVec::new();
+        let mut work: KVVec<Dirty> = KVVec::new();
         if rescan_all && push_scan(&mut work, b"").is_err() {
             self.events.pending.lock().rescan_all = true;
         }
@@ -662,7 +662,7 @@ impl Engine {
         drop(lost);
         // Renames first, so the names they touch then look in sync and a
         // moved tree is not copied again.
-        let mut renamed: KVec<&[u8]> = KVec::new();
+        let mut renamed: KVVec<&[u8]> = KVVec::new();
         for mv in moves.iter() {
             if let (Some(from), Some(to)) = (&mv.from, &mv.to) {
                 match self.mirror_move(mv.side, from, to) {
@@ -687,7 +687,7 @@ impl Engine {
             return;
         }
         let recent = batch.as_slice();
-        let mut handle = |path: &[u8], why: Reason, work: &mut KVec<Dirty>| {
+        let mut handle = |path: &[u8], why: Reason, work: &mut KVVec<Dirty>| {
             match self.sync_name(path, why, work, parked, recent) {
                 Ok(()) => failures.succeeded(path),
                 // Raced with the user (a parent vanished or appeared, a
@@ -732,8 +732,8 @@ impl Engine {
     /// Works through names found by scans, depth first.
     fn drain(
         &self,
-        work: &mut KVec<Dirty>,
-        handle: &mut impl FnMut(&[u8], Reason, &mut KVec<Dirty>),
+        work: &mut KVVec<Dirty>,
+        handle: &mut impl FnMut(&[u8], Reason, &mut KVVec<Dirty>),
     ) {
         while let Some(item) = vec::pop(work) {
             thread::yield_now();
@@ -792,8 +792,8 @@ impl Engine {
         &self,
         rel: &[u8],
         why: Reason,
-        work: &mut KVec<Dirty>,
-        parked: &mut KVec<Dirty>,
+        work: &mut KVVec<Dirty>,
+        parked: &mut KVVec<Dirty>,
         recent: &[Dirty],
     ) -> Result {
         let name = vfs::split(rel).1;
@@ -1256,7 +1256,7 @@ impl Engine {
     /// `rel` on `side` takes the place of another name on the other side,
     /// which folds case (`foo` beside `Foo` on FAT): it moves aside under a
     /// conflict name, which both sides can hold, and is mirrored as that.
-    fn step_aside(&self, side: Side, rel: &[u8], work: &mut KVec<Dirty>) -> Result {
+    fn step_aside(&self, side: Side, rel: &[u8], work: &mut KVVec<Dirty>) -> Result {
         let Some((held, entry)) = self.stat(side, rel)? else {
             return Ok(());
         };
@@ -1327,7 +1327,7 @@ impl Engine {
         rel: &[u8],
         won: &Entry,
         (lost, seen): (&Entry, &Held),
-        work: &mut KVec<Dirty>,
+        work: &mut KVVec<Dirty>,
     ) -> Result {
         let loser = winner.other();
         let (dir, name) = vfs::split(rel);
@@ -1388,7 +1388,7 @@ impl Engine {
 
     /// Watches the directory `rel` on both sides, then queues every name in
     /// it: marks first, so nothing that changes during the scan is lost.
-    fn scan_dir(&self, rel: &[u8], work: &mut KVec<Dirty>, why: Reason) -> Result {
+    fn scan_dir(&self, rel: &[u8], work: &mut KVVec<Dirty>, why: Reason) -> Result {
         let mut present = [false; 2];
         for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
             let Some(held) = vfs::lookup(self.root(side), rel)? else {
@@ -1412,7 +1412,7 @@ impl Engine {
         let (on_a, on_b) = (list(0, Side::A)?, list(1, Side::B)?);
         // A name on both sides is queued once: sorted A's names are looked
         // up for each of B's.
-        let mut names_on_a: KVec<&[u8]> = KVec::new();
+        let mut names_on_a: KVVec<&[u8]> = KVVec::new();
         for listed in on_a.iter().flat_map(|listing| listing.iter()) {
             names_on_a.push(listed.name, GFP)?;
         }
@@ -1491,7 +1491,7 @@ impl Engine {
         }
         drop(held);
         // Post-order without recursion: the kernel stack is small.
-        let mut stack: KVec<(KVec<u8>, bool)> = KVec::new();
+        let mut stack: KVVec<(KVec<u8>, bool)> = KVVec::new();
         stack.push((clone_bytes(rel)?, false), GFP)?;
         let mut kept = false;
         while let Some((dir, emptied)) = vec::pop(&mut stack) {
@@ -1676,9 +1676,9 @@ fn index(side: Side) -> usize {
 /// What the sync thread keeps between batches.
 struct Names<'a> {
     /// Directories to reconcile once the queue is empty.
-    later: &'a mut KVec<KVec<u8>>,
+    later: &'a mut KVVec<KVec<u8>>,
     /// Names waiting for a writer's close, with their reasons.
-    parked: &'a mut KVec<Dirty>,
+    parked: &'a mut KVVec<Dirty>,
     /// Names to try again after a back-off.
     failures: &'a mut Failures,
 }
@@ -1686,7 +1686,7 @@ struct Names<'a> {
 /// Leaves `rel` until an event names it again (the close it waits for),
 /// keeping `why`: merged then, both sides' changes are known, and a change
 /// on each side is a conflict that keeps both versions.
-fn park(parked: &mut KVec<Dirty>, rel: &[u8], why: Reason) -> Result {
+fn park(parked: &mut KVVec<Dirty>, rel: &[u8], why: Reason) -> Result {
     if let Some(known) = parked.iter_mut().find(|d| d.path.as_slice() == rel) {
         known.why = known.why.merge(why);
         return Ok(());
@@ -1696,11 +1696,11 @@ fn park(parked: &mut KVec<Dirty>, rel: &[u8], why: Reason) -> Result {
 
 /// Moves the parked names that `batch` names again into it, where they
 /// coalesce with their new events.
-fn unpark(batch: &mut KVec<Dirty>, parked: &mut KVec<Dirty>) -> Result {
+fn unpark(batch: &mut KVVec<Dirty>, parked: &mut KVVec<Dirty>) -> Result {
     if parked.is_empty() {
         return Ok(());
     }
-    for item in core::mem::take(parked).into_iter() {
+    for item in core::mem::replace(parked, KVVec::new()).into_iter() {
         let named = batch.iter().any(|d| d.path == item.path);
         if named { &mut *batch } else { &mut *parked }.push(item, GFP)?;
     }
@@ -1715,11 +1715,11 @@ fn deep_scan() -> Reason {
     }
 }
 
-fn push_scan(work: &mut KVec<Dirty>, rel: &[u8]) -> Result {
+fn push_scan(work: &mut KVVec<Dirty>, rel: &[u8]) -> Result {
     push_dirty(work, rel, deep_scan())
 }
 
-fn push_dirty(list: &mut KVec<Dirty>, rel: &[u8], why: Reason) -> Result {
+fn push_dirty(list: &mut KVVec<Dirty>, rel: &[u8], why: Reason) -> Result {
     let path = clone_bytes(rel)?;
     list.push(Dirty { path, why }, GFP)?;
     Ok(())

@@ -13,7 +13,7 @@ use crate::plan::{self, Reason, Side};
 use crate::record;
 use crate::thread::TaskOnce;
 use core::ptr;
-use kernel::alloc::KVec;
+use kernel::alloc::{KVVec, KVec};
 use kernel::prelude::*;
 use kernel::sync::{Arc, SpinLock};
 use kernel::task::Task;
@@ -64,13 +64,13 @@ impl Move {
 
 /// What the handler leaves for the thread.
 pub(crate) struct Pending {
-    pub(crate) dirty: KVec<Dirty>,
+    pub(crate) dirty: KVVec<Dirty>,
     /// Bytes of the names in `dirty` recorded by the handler.
     dirty_bytes: usize,
     /// Something in `dirty` wants the thread now, not just after the grace
     /// for created files.
     pub(crate) urgent: bool,
-    pub(crate) moves: KVec<Move>,
+    pub(crate) moves: KVVec<Move>,
     /// Directories in which events were lost: list them again. Its
     /// capacity is allocated beforehand, so that recording one never does.
     pub(crate) lost: KVec<DirRef>,
@@ -107,10 +107,10 @@ impl Events {
             pin_init!(Self {
                 pending <- kernel::new_spinlock!(
                     Pending {
-                        dirty: KVec::new(),
+                        dirty: KVVec::new(),
                         dirty_bytes: 0,
                         urgent: false,
-                        moves: KVec::new(),
+                        moves: KVVec::new(),
                         lost,
                         rescan_all: true,
                         closed: false,
@@ -289,9 +289,9 @@ impl Pending {
     }
 
     /// Takes the pending names, for the thread to work on.
-    pub(crate) fn take_dirty(&mut self) -> KVec<Dirty> {
+    pub(crate) fn take_dirty(&mut self) -> KVVec<Dirty> {
         self.dirty_bytes = 0;
-        core::mem::take(&mut self.dirty)
+        core::mem::replace(&mut self.dirty, KVVec::new())
     }
 
     /// Pairs the two halves of a rename by their cookie. Runs in the

@@ -3,10 +3,10 @@
 //! What the 6.12 `KVec` lacks.
 
 use crate::memcg::GFP;
-use kernel::alloc::{AllocError, KBox, KVec};
+use kernel::alloc::{AllocError, Allocator, KBox, KVec, Vec};
 
 /// Takes the last element out of `v`.
-pub(crate) fn pop<T>(v: &mut KVec<T>) -> Option<T> {
+pub(crate) fn pop<T, A: Allocator>(v: &mut Vec<T, A>) -> Option<T> {
     let last = v.len().checked_sub(1)?;
     // SAFETY: the element at `last` is initialised; reading it out and
     // shrinking the length by one transfers its ownership to the caller.

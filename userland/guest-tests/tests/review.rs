@@ -75,7 +75,7 @@ fn ends_with(tail: &[u8], end: &[u8]) -> bool {
     tail.ends_with(end)
 }
 
-/// 1. A writer that opens the destination while a copy is in flight: what
+/// Defect 1: A writer that opens the destination while a copy is in flight: what
 /// it writes after the copy would have landed must survive, in the file or
 /// in a conflict copy, on both sides.
 #[test]
@@ -105,7 +105,7 @@ fn a_write_through_a_descriptor_opened_on_b_during_a_copy_is_kept() {
     sync.stop();
 }
 
-/// 2. A file rewritten in place (same size, its mtime set back) while its
+/// Defect 2: A file rewritten in place (same size, its mtime set back) while its
 /// copy runs: the base must record the version that was copied, so the
 /// rewrite still counts as a change and reaches B.
 #[test]
@@ -133,7 +133,7 @@ fn a_same_size_rewrite_of_the_source_during_its_copy_is_mirrored() {
     sync.stop();
 }
 
-/// 3. A close without a write (a reader that opened read-write) is no
+/// Defect 3: A close without a write (a reader that opened read-write) is no
 /// change: a delete on the other side meanwhile holds.
 #[test]
 fn a_close_without_a_write_does_not_bring_a_delete_back() {
@@ -153,7 +153,7 @@ fn a_close_without_a_write_does_not_bring_a_delete_back() {
     sync.stop();
 }
 
-/// 4. Content from a side that keeps no modes (a vfat stick anyone may
+/// Defect 4: Content from a side that keeps no modes (a vfat stick anyone may
 /// write) never lands in a setuid file.
 #[test]
 fn a_copy_from_vfat_never_keeps_a_setuid_bit() {
@@ -195,7 +195,7 @@ fn start_refuses_the_base(a: &Path, b: &Path) {
     sync.stop();
 }
 
-/// 5. A base file another user owns is not trusted: a union start.
+/// Defect 5: A base file another user owns is not trusted: a union start.
 #[test]
 fn a_base_owned_by_another_user_is_not_trusted() {
     let (_s, a, b) = pair_with_a_delete_to_mirror("base-other-owner");
@@ -203,7 +203,7 @@ fn a_base_owned_by_another_user_is_not_trusted() {
     start_refuses_the_base(&a, &b);
 }
 
-/// 5. Nor one that others may write.
+/// Defect 5: Nor one that others may write.
 #[test]
 fn a_base_others_may_write_is_not_trusted() {
     let (_s, a, b) = pair_with_a_delete_to_mirror("base-others-write");
@@ -211,7 +211,7 @@ fn a_base_others_may_write_is_not_trusted() {
     start_refuses_the_base(&a, &b);
 }
 
-/// 5. The trusted base still works: the same delete is mirrored.
+/// Defect 5: The trusted base still works: the same delete is mirrored.
 #[test]
 fn the_callers_own_base_is_trusted() {
     let (_s, a, b) = pair_with_a_delete_to_mirror("base-trusted");
@@ -221,7 +221,7 @@ fn the_callers_own_base_is_trusted() {
     sync.stop();
 }
 
-/// 6. A write lease on one file (any owner can take one) does not stall
+/// Defect 6: A write lease on one file (any owner can take one) does not stall
 /// the mirroring of the others.
 #[test]
 fn a_write_lease_on_one_file_does_not_stall_the_others() {
@@ -248,7 +248,7 @@ fn a_write_lease_on_one_file_does_not_stall_the_others() {
     sync.stop();
 }
 
-/// 7. SIGINT while a base of 500,000 names loads ends the call within
+/// Defect 7: SIGINT while a base of 500,000 names loads ends the call within
 /// 100 ms.
 #[test]
 fn sigint_while_a_base_of_500000_names_loads_ends_within_100ms() {
@@ -284,7 +284,7 @@ fn sigint_while_a_base_of_500000_names_loads_ends_within_100ms() {
     sync.stop_within(Duration::from_millis(100));
 }
 
-/// 8. A name the caller can no longer look up (another user's `chmod 700`
+/// Defect 8: A name the caller can no longer look up (another user's `chmod 700`
 /// while no call ran) is skipped at start, not a failed start; and what
 /// is below it on B is not deleted.
 #[test]
@@ -311,7 +311,7 @@ fn a_directory_the_caller_can_no_longer_search_does_not_stop_the_start() {
     sync.stop();
 }
 
-/// 9. `truncate(2)` by path and `touch -m` are changes too.
+/// Defect 9: `truncate(2)` by path and `touch -m` are changes too.
 #[test]
 fn truncate_by_path_and_touch_m_are_mirrored_live() {
     let (s, a, b) = pair("truncate-touch");
@@ -332,7 +332,7 @@ fn truncate_by_path_and_touch_m_are_mirrored_live() {
     sync.stop();
 }
 
-/// 9. A name whose other side stays open for writing waits for its close,
+/// Defect 9: A name whose other side stays open for writing waits for its close,
 /// says so once, and is mirrored as soon as it is closed.
 #[test]
 fn a_name_open_for_writing_on_the_other_side_is_said_once_and_mirrored_on_close() {
@@ -342,11 +342,7 @@ fn a_name_open_for_writing_on_the_other_side_is_said_once_and_mirrored_on_close(
     assert!(arrives(&b.join("log"), b"v1"));
     let writer = OpenOptions::new().append(true).open(b.join("log")).unwrap();
     fs::write(a.join("log"), b"v2 from A").unwrap();
-    assert!(
-        eventually(ARRIVAL, || logged("open for writing") > 0),
-        "nothing says why log waits: {}",
-        kernel_log()
-    );
+    assert!(eventually(ARRIVAL, || logged("open for writing") > 0), "nothing says why log waits: {}", kernel_log());
     fs::write(a.join("log"), b"v3 from A").unwrap();
     sleep(Duration::from_secs(1));
     assert_eq!(fs::read(b.join("log")).unwrap(), b"v1", "copied over a file open for writing");
@@ -359,7 +355,7 @@ fn a_name_open_for_writing_on_the_other_side_is_said_once_and_mirrored_on_close(
     sync.stop();
 }
 
-/// 10. A conflict on a long name keeps both versions under a shortened
+/// Defect 10: A conflict on a long name keeps both versions under a shortened
 /// conflict name (keeping the suffix and the extension), on both sides.
 #[test]
 fn a_conflict_on_a_name_of_244_bytes_keeps_both_versions() {

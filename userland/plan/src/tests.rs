@@ -72,7 +72,10 @@ fn a_close_after_writing_is_compared_byte_for_byte_within_one_timestamp_tick() {
         Action::CopyUnlessSame { from: Side::A }
     );
     // A scan has no such knowledge: equal by size and mtime is in sync.
-    assert_eq!(decide_by_events(Some(file(4, 7)), Some(file(4, 7)), Reason { closed_a: true, ..SCAN }), Action::Nothing);
+    assert_eq!(
+        decide_by_events(Some(file(4, 7)), Some(file(4, 7)), Reason { closed_a: true, ..SCAN }),
+        Action::Nothing
+    );
 }
 
 #[test]
