@@ -265,6 +265,7 @@ impl Base {
         for parsed in records {
             thread::yield_now();
             if stop() {
+                thread::drop_later(base);
                 return Err(EINTR);
             }
             let (path, entry, inos, cookies, target) = match parsed {

@@ -166,10 +166,12 @@ impl Engine {
         for (side, root) in [(Side::A, a), (Side::B, b)] {
             let mut missing = KVVec::new();
             let mut unlooked = 0usize;
+            let mut stopped = false;
             for (path, _) in base.names() {
                 thread::yield_now();
                 if wait::signal_pending() {
-                    return Err(EINTR);
+                    stopped = true;
+                    break;
                 }
                 match vfs::lookup(root, path) {
                     Ok(Some(_)) => {}
@@ -187,6 +189,10 @@ impl Engine {
                         unlooked = unlooked.saturating_add(1);
                     }
                 }
+            }
+            if stopped {
+                thread::drop_later((base, missing));
+                return Err(EINTR);
             }
             if unlooked > 1 {
                 pr_info!(

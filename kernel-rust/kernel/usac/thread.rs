@@ -12,6 +12,8 @@ use kernel::ffi::{c_int, c_void};
 use kernel::sync::Arc;
 use kernel::task::Task;
 use kernel::types::{ARef, ForeignOwnable};
+use kernel::workqueue;
+use crate::memcg::GFP;
 
 /// What a kernel thread runs.
 pub(crate) trait Runs: Send + Sync + 'static {
@@ -178,4 +180,13 @@ impl Drop for TaskOnce {
             drop(unsafe { ARef::from_raw(task) });
         }
     }
+}
+
+/// Drops `value` on an unbound kworker: a base of half a million names
+/// takes longer to free, on a debug kernel, than a signal may wait for the
+/// call to end.
+pub(crate) fn drop_later<T: Send + 'static>(value: T) {
+    // When the work item cannot be allocated, the closure (and `value` in
+    // it) is dropped right here instead: slower, never lost.
+    let _ = workqueue::system_unbound().try_spawn(GFP, move || drop(value));
 }

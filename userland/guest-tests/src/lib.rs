@@ -162,6 +162,36 @@ impl Syncer {
         syncer
     }
 
+    /// Starts mirroring and returns once the CLI has said it enters the
+    /// call, blocking in it or not: a start that loads a large base runs in
+    /// the call for a while before it blocks.
+    pub fn start_entering(a: &Path, b: &Path) -> Syncer {
+        let mut child = Command::new(cli_path())
+            .arg(a)
+            .arg(b)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn real-time-sync");
+        // Byte by byte, so that what follows the line stays in the pipe.
+        let err = child.stderr.as_mut().expect("piped stderr");
+        let mut line = Vec::new();
+        let mut byte = [0u8];
+        while !line.ends_with(b"(Ctrl-C stops)\n") {
+            let n = io::Read::read(err, &mut byte).expect("read real-time-sync's stderr");
+            assert_eq!(n, 1, "real-time-sync ended before the call: {}", String::from_utf8_lossy(&line));
+            line.push(byte[0]);
+        }
+        Syncer { child }
+    }
+
+    /// True while the process runs (rather than sleeps) in a system call or
+    /// in user space: /proc/PID/syscall says "running".
+    pub fn running(&self) -> bool {
+        fs::read_to_string(format!("/proc/{}/syscall", self.pid())).is_ok_and(|s| s.trim() == "running")
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
