@@ -3,6 +3,7 @@
 //! A kernel thread that owns what it runs and is stopped by its owner, and
 //! the few task services the sync thread needs.
 
+use crate::memcg::GFP;
 use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -13,7 +14,6 @@ use kernel::sync::Arc;
 use kernel::task::Task;
 use kernel::types::{ARef, ForeignOwnable};
 use kernel::workqueue;
-use crate::memcg::GFP;
 
 /// What a kernel thread runs.
 pub(crate) trait Runs: Send + Sync + 'static {
