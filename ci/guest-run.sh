@@ -23,13 +23,17 @@ mkdir "$BIN" && cp "$TARGET/real-time-sync" "$TARGET/usac-mem" "$TARGET/tamalloc
 	{ echo "cannot copy the binaries to $BIN"; exit 1; }
 export REAL_TIME_SYNC_CLI=$BIN/real-time-sync
 export USAC_MEM_BIN_DIR=$BIN
-BAD='BUG:|WARNING:|possible recursive locking|possible circular locking|inconsistent lock state|lockdep|KASAN|kmemleak|scheduling while atomic|Oops|general protection|hung_task|blocked for more than|soft lockup|refcount_t'
-# The log is read and cleared after each test: counting its lines would
-# miss what a full ring buffer pushes out.
+BAD='BUG:|WARNING:|possible recursive locking|possible circular locking|inconsistent lock state|lockdep|KASAN|UBSAN:|kmemleak|scheduling while atomic|Oops|general protection|hung_task|blocked for more than|soft lockup|hard LOCKUP|detected stall|refcount_t'
+# The log is read and cleared after each test (counting its lines would
+# miss what a full ring buffer pushes out); tests never clear it, they read
+# /dev/kmsg from a mark (guest_tests::LogMark).
 dmesg -C
 passed=0
 failed=0
 failures=()
+matched=0
+# RTS_REPEAT=N runs each test N times (scripts/test --repeat).
+repeat=${RTS_REPEAT:-1}
 
 kernel_log_clean() {
 	local new
@@ -85,8 +89,15 @@ for bin in "$@"; do
 		failures+=("$name --list")
 		continue
 	fi
-	tests=$(sed -n 's/: test$//p' <<<"$list" | grep -- "${RTS_TEST_FILTER:-}")
+	# A filter matches NAME::TEST; a binary none of whose tests it matches
+	# is left out.
+	tests=$(sed -n 's/: test$//p' <<<"$list" | while read -r t; do
+		grep -Eq -- "${RTS_TEST_FILTER:-}" <<<"$name::$t" && echo "$t"; done)
 	listed=$(grep -c . <<<"$tests")
+	if [ -n "${RTS_TEST_FILTER:-}" ] && [ "$listed" = 0 ]; then
+		continue
+	fi
+	matched=$((matched + listed))
 	# What to expect: the #[test] functions of the binary's source.
 	expected=$listed
 	src=$SRC/$name.rs
@@ -100,7 +111,7 @@ for bin in "$@"; do
 		continue
 	fi
 	ran=0
-	for t in $tests; do
+	for t in $(for _ in $(seq "$repeat"); do echo "$tests"; done); do
 		start=$(date +%s.%N)
 		run_test "$bin" "$t"
 		rc=$?
@@ -128,14 +139,18 @@ for bin in "$@"; do
 		fi
 		[ $stuck = 0 ] || break 2
 	done
-	if [ $stuck = 0 ] && [ "$ran" != "$expected" ]; then
-		echo "$name: $ran of $expected tests ran and passed"
+	if [ $stuck = 0 ] && [ "$ran" != $((expected * repeat)) ]; then
+		echo "$name: $ran of $((expected * repeat)) test runs passed"
 	fi
 done
+if [ "$matched" = 0 ]; then
+	echo "FAIL no test matches the filter ${RTS_TEST_FILTER:-}"
+	failed=$((failed + 1))
+fi
 # The kselftest, the kernel's way (built on the host into $KSELFTEST_O, so
 # that make only runs it here): each of its TAP results counts as a test,
 # and it must report every TEST_F of its source.
-if [ $stuck = 0 ] && [ -n "${KSELFTEST_SRC:-}" ] && [ -z "${RTS_TEST_FILTER:-}" ]; then
+if [ $stuck = 0 ] && [ -n "${KSELFTEST_SRC:-}" ] && [ -z "${RTS_TEST_FILTER:-}" ] && [ "$repeat" = 1 ]; then
 	start=$(date +%s.%N)
 	# summary=1: the runner logs the test's own TAP lines to /tmp/NAME (its
 	# default, /dev/stdout, does not reach a captured stdout in this guest).
@@ -146,7 +161,8 @@ if [ $stuck = 0 ] && [ -n "${KSELFTEST_SRC:-}" ] && [ -z "${RTS_TEST_FILTER:-}" 
 	out+=$'\n'$(cat "$log" 2>/dev/null)
 	secs=$(echo "$(date +%s.%N) - $start" | bc)
 	expected=$(grep -c '^TEST_F(' "$KSELFTEST_SRC/real_time_sync/real_time_sync_test.c")
-	ok=$(grep -Ec '^# ok [0-9]+ ' <<<"$out")
+	# A skipped test is no pass: "# ok N name # SKIP why" counts as a failure.
+	ok=$(grep -E '^# ok [0-9]+ ' <<<"$out" | grep -vc '# SKIP')
 	not_ok=$(grep -Ec '^# not ok [0-9]+ ' <<<"$out")
 	if [ "$ok" = "$expected" ] && [ "$not_ok" = 0 ] && grep -q '^ok 1 selftests: real_time_sync' <<<"$out" &&
 		kernel_log_clean; then

@@ -39,8 +39,8 @@ const MAX_BASE_BYTES: u64 = 1 << 30;
 /// asking whether the side is the right disk.
 const INTERLOCK_MIN: usize = 100;
 
-/// Rounds of retries after races, without new events, before giving up
-/// until the next change.
+/// Rounds of retries after races, without new events, before the names
+/// wait for a back-off (or the next change).
 const MAX_RETRY_ROUNDS: u32 = 3;
 
 /// Rounds of waiting for the second halves of renames, each needing a new
@@ -431,9 +431,19 @@ impl Engine {
             let retry = failures.wait_ms();
             let retry_due = idle && retry == Some(0);
             if idle && !retry_due && (later.is_empty() || rounds >= MAX_RETRY_ROUNDS) {
-                later = KVVec::new();
+                // Directories that kept racing for all their rounds are not
+                // given up: they join the names retried after a back-off,
+                // each said once.
+                for dir in core::mem::replace(&mut later, KVVec::new()).into_iter() {
+                    if failures.failed(&dir) && limiter.allows() {
+                        pr_info!(
+                            "\"{}\" kept changing while it was mirrored: tried again after a back-off\n",
+                            kernel::str::BStr::from_bytes(if dir.is_empty() { b"." } else { &dir })
+                        );
+                    }
+                }
                 // The next retry of failed names bounds every sleep.
-                let retry = retry.map(kernel::time::msecs_to_jiffies);
+                let retry = failures.wait_ms().map(kernel::time::msecs_to_jiffies);
                 if self.events.pending.lock().dirty.is_empty() {
                     if !unsaved {
                         match retry {

@@ -412,8 +412,8 @@ pub enum Action {
 /// last agreed on for it, if anything. A side changed when it differs from
 /// the base (or an event says so where size and time cannot tell: a close,
 /// a symlink). One side changed: it wins, a delete included. Both changed:
-/// a conflict unless both hold the same. No base: [`decide_by_events`],
-/// which never deletes on a scan.
+/// a conflict unless both hold the same. No base: a union, by
+/// [`decide_by_events`] but never deleting.
 pub fn decide(base: Option<Entry>, a: Option<Entry>, b: Option<Entry>, why: Reason) -> Action {
     let Some(base) = base else {
         return match (decide_by_events(a, b, why), a, b) {
@@ -424,6 +424,11 @@ pub fn decide(base: Option<Entry>, a: Option<Entry>, b: Option<Entry>, why: Reas
                 winner: newer(&x, &y),
             },
             (Action::CopyUnlessSame { .. }, Some(_), Some(_)) => Action::ConflictUnlessSame,
+            // A union: the version left was never mirrored, so the delete
+            // was not of it. It is copied back, never removed.
+            (Action::Remove { on }, Some(x), None) | (Action::Remove { on }, None, Some(x)) => {
+                create_from(on, x)
+            }
             (action, ..) => action,
         };
     };

@@ -331,6 +331,15 @@ pub const BASE_FILE: &str = ".real-time-sync-base";
 /// Panics when `root` is missing or an entry cannot be read: an unreadable
 /// file must not pass for an empty one.
 pub fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    tree_reading(root, &|path, _| fs::read(path))
+}
+
+/// [`tree`], with the content of each regular file as `read` gives it from
+/// its path and metadata (a test that must not open some of them).
+pub fn tree_reading(
+    root: &Path,
+    read: &dyn Fn(&Path, &fs::Metadata) -> io::Result<Vec<u8>>,
+) -> Vec<(PathBuf, Vec<u8>)> {
     // Entries may come and go while the sync works (its temporary files, a
     // test's writer, a kind conflict it settles): one gone or of another
     // kind between listing and reading is skipped here and caught by the
@@ -379,7 +388,7 @@ pub fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
                 }
             } else if kind.is_file() {
                 let mtime = format!("mtime {}.{:09} ", meta.mtime(), meta.mtime_nsec()).into_bytes();
-                match fs::read(&path) {
+                match read(&path, &meta) {
                     Ok(content) => [mode, mtime, content].concat(),
                     Err(err) if raced(&err) => continue,
                     Err(err) => panic!("read {path:?}: {err}"),
@@ -459,28 +468,155 @@ pub fn gone(path: &Path) -> bool {
     eventually(ARRIVAL, || fs::symlink_metadata(path).is_err())
 }
 
+/// Counts the copies that land in one directory: each is a rename of the
+/// sync's temporary file over its target (`IN_MOVED_TO`), watched with
+/// inotify from its creation on.
+pub struct Landings {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Landings {
+    pub fn watch(dir: &Path) -> Landings {
+        use std::os::fd::FromRawFd;
+        // SAFETY: inotify_init1 has no memory arguments.
+        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(raw >= 0, "inotify_init1: {}", io::Error::last_os_error());
+        // SAFETY: `raw` is a new descriptor that nothing else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        let path = cstr(dir);
+        // SAFETY: a valid descriptor and a NUL-terminated path.
+        let wd = unsafe { libc::inotify_add_watch(raw, path.as_ptr(), libc::IN_MOVED_TO) };
+        assert!(wd >= 0, "inotify_add_watch {dir:?}: {}", io::Error::last_os_error());
+        Landings { fd }
+    }
+
+    /// How many copies landed as `name` since the watch (or the last count).
+    pub fn count(&self, name: &str) -> usize {
+        use std::os::fd::AsRawFd;
+        let mut landed = 0;
+        let mut buf = [0u8; 64 << 10];
+        loop {
+            // SAFETY: reading into a buffer of the given length.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                let err = io::Error::last_os_error();
+                assert!(n == 0 || err.kind() == io::ErrorKind::WouldBlock, "read inotify: {err}");
+                return landed;
+            }
+            let mut at = 0;
+            let header = std::mem::size_of::<libc::inotify_event>();
+            while at + header <= n as usize {
+                // SAFETY: the kernel wrote a whole event header at `at`.
+                let event: libc::inotify_event = unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+                assert!(event.mask & libc::IN_Q_OVERFLOW == 0, "inotify queue overflowed: the count is not known");
+                let name_bytes = &buf[at + header..at + header + event.len as usize];
+                let end = name_bytes.iter().position(|&c| c == 0).unwrap_or(name_bytes.len());
+                if &name_bytes[..end] == name.as_bytes() {
+                    landed += 1;
+                }
+                at += header + event.len as usize;
+            }
+        }
+    }
+}
+
+/// The process ids of the calls' sync threads (`usac-sync`) now.
+pub fn sync_threads() -> Vec<i32> {
+    procfs::process::all_processes()
+        .expect("list /proc")
+        .flatten()
+        .filter(|p| p.stat().is_ok_and(|s| s.comm == "usac-sync"))
+        .map(|p| p.pid())
+        .collect()
+}
+
+/// Bytes the task `pid` has read so far (`rchar` of /proc/PID/io): a
+/// kernel thread's reads through the VFS count too.
+pub fn bytes_read_by(pid: i32) -> u64 {
+    procfs::process::Process::new(pid).and_then(|p| p.io()).map_or(0, |io| io.rchar)
+}
+
+/// The tasks in uninterruptible sleep (state D) now, with their names.
+pub fn tasks_in_d_state() -> Vec<String> {
+    let mut stuck = Vec::new();
+    for process in procfs::process::all_processes().expect("list /proc").flatten() {
+        let Ok(tasks) = process.tasks() else { continue };
+        for task in tasks.flatten() {
+            if let Ok(stat) = task.stat() {
+                if stat.state == 'D' {
+                    stuck.push(format!("{} ({})", task.tid, stat.comm));
+                }
+            }
+        }
+    }
+    stuck
+}
+
 /// The kernel log.
 pub fn kernel_log() -> String {
     let out = Command::new("dmesg").output().expect("run dmesg");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Empties the kernel log, so that a test reads only what it caused.
-pub fn clear_kernel_log() {
-    let status = Command::new("dmesg").arg("-C").status().expect("run dmesg -C");
-    assert!(status.success(), "dmesg -C");
+/// A place in the kernel log: what was logged after it is what a test
+/// caused. The log is never cleared (that would erase a WARNING or a lockdep
+/// report before the runner reads it); the mark is the sequence number of
+/// the last record logged before it.
+pub struct LogMark {
+    after: u64,
 }
 
-/// How many lines of the kernel log contain `needle`.
-pub fn log_lines_with(needle: &str) -> usize {
-    kernel_log().lines().filter(|line| line.contains(needle)).count()
+impl LogMark {
+    pub fn now() -> LogMark {
+        LogMark { after: kmsg_records().last().map_or(0, |(seq, _)| *seq) }
+    }
+
+    /// The messages logged since the mark, one per line.
+    pub fn log(&self) -> String {
+        kmsg_records().into_iter().filter(|(seq, _)| *seq > self.after).map(|(_, text)| text + "\n").collect()
+    }
+
+    /// How many lines logged since the mark contain `needle`.
+    pub fn lines_with(&self, needle: &str) -> usize {
+        self.log().lines().filter(|line| line.contains(needle)).count()
+    }
+
+    /// Waits until a message logged since the mark contains `needle`,
+    /// looking every 100 ms (reading the log each millisecond would take a
+    /// CPU from the sync).
+    pub fn eventually_logged(&self, needle: &str) -> bool {
+        eventually(ARRIVAL, || {
+            sleep(Duration::from_millis(100));
+            self.log().contains(needle)
+        })
+    }
 }
 
-/// Waits until the kernel log contains `needle`, looking every 100 ms (a
-/// dmesg each millisecond would take a CPU from the sync).
-pub fn eventually_logged(needle: &str) -> bool {
-    eventually(ARRIVAL, || {
-        sleep(Duration::from_millis(100));
-        kernel_log().contains(needle)
-    })
+/// Every record in the kernel's ring buffer, oldest first: its sequence
+/// number and its text. `/dev/kmsg` gives one record per read, as
+/// `PRIORITY,SEQ,TIME,FLAGS;TEXT` with continuation lines after it.
+fn kmsg_records() -> Vec<(u64, String)> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut kmsg =
+        fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/dev/kmsg").expect("open /dev/kmsg");
+    let mut records = Vec::new();
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        match kmsg.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let record = String::from_utf8_lossy(&buf[..n]);
+                let (prefix, text) = record.split_once(';').expect("a /dev/kmsg record has a ';'");
+                let seq = prefix.split(',').nth(1).and_then(|s| s.parse().ok()).expect("a /dev/kmsg sequence number");
+                let text = text.lines().next().unwrap_or("").to_string();
+                records.push((seq, text));
+            }
+            // Overwritten while read: the next read gives the oldest left.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("read /dev/kmsg: {e}"),
+        }
+    }
+    records
 }

@@ -4,10 +4,7 @@
 //! rather than once per attempt.
 
 use guest_tests::disk::{Disk, Fs};
-use guest_tests::{
-    arrives, assert_mirrored, clear_kernel_log, eventually, eventually_logged, kernel_log, log_lines_with, Scratch,
-    Syncer, ARRIVAL, TEMP_PREFIX,
-};
+use guest_tests::{arrives, assert_mirrored, eventually, LogMark, Scratch, Syncer, ARRIVAL, TEMP_PREFIX};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use std::fs;
@@ -32,7 +29,7 @@ fn files_that_do_not_fit_on_b_stay_whole_on_a_and_arrive_once_space_is_freed() {
     let (a, staging) = (s.dir("a"), s.dir("staging"));
     let disk = Disk::new(Fs::Ext4, 16);
     let b = disk.side("b");
-    clear_kernel_log();
+    let log_mark = LogMark::now();
     let mut sync = Syncer::start(&a, &b);
     // 40 MiB for a disk of 16: written beside A and renamed in, so that
     // the sync never reads one half written.
@@ -41,7 +38,7 @@ fn files_that_do_not_fit_on_b_stay_whole_on_a_and_arrive_once_space_is_freed() {
         fs::write(staging.join(name(i)), megabyte(i)).unwrap();
         fs::rename(staging.join(name(i)), a.join(name(i))).unwrap();
     }
-    assert!(eventually_logged("error -28"), "no ENOSPC reported:\n{}", kernel_log());
+    assert!(log_mark.eventually_logged("error -28"), "no ENOSPC reported:\n{}", log_mark.log());
     sync.wait_in_call(ARRIVAL);
     for i in 0..40 {
         assert!(fs::read(a.join(name(i))).unwrap() == megabyte(i), "A's {} changed", name(i));
@@ -80,18 +77,18 @@ fn a_read_only_b_is_reported_once_and_caught_up_after_it_is_writable_again() {
     let a = s.dir("a");
     let disk = Disk::new(Fs::Ext4, 64);
     let b = disk.side("b");
-    clear_kernel_log();
+    let log_mark = LogMark::now();
     let mut sync = Syncer::start(&a, &b);
     disk.remount("ro");
     let content = |i: usize| format!("written while B was read-only: {i}");
     for i in 0..5 {
         fs::write(a.join(format!("f{i}")), content(i)).unwrap();
     }
-    assert!(eventually_logged("B is read-only"), "nothing said of the read-only B:\n{}", kernel_log());
+    assert!(log_mark.eventually_logged("B is read-only"), "nothing said of the read-only B:\n{}", log_mark.log());
     // Time for retries, which must not say it again.
     sleep(Duration::from_secs(3));
     sync.wait_in_call(ARRIVAL);
-    assert_eq!(log_lines_with("B is read-only"), 1, "{}", kernel_log());
+    assert_eq!(log_mark.lines_with("B is read-only"), 1, "{}", log_mark.log());
 
     // No new event on A: the sync retries by itself.
     disk.remount("rw");
@@ -111,7 +108,7 @@ fn a_b_failing_every_io_leaves_a_intact_and_the_call_answering_sigint() {
     s.file("a/pre", b"mirrored before the device failed");
     let mut sync = Syncer::start(&a, &b);
     assert!(arrives(&b.join("pre"), b"mirrored before the device failed"), "pre did not arrive");
-    clear_kernel_log();
+    let log_mark = LogMark::now();
     disk.load_table(&disk.error_table());
     let mut written = vec![("pre".to_string(), b"changed after the device failed".to_vec())];
     written.extend((0..5).map(|i| (format!("f{i}"), format!("new after the device failed: {i}").into_bytes())));
@@ -124,7 +121,7 @@ fn a_b_failing_every_io_leaves_a_intact_and_the_call_answering_sigint() {
     for (name, content) in &written {
         assert_eq!(&fs::read(a.join(name)).unwrap(), content, "A's {name} changed");
     }
-    let log = kernel_log();
+    let log = log_mark.log();
     for (name, _) in &written {
         let said = log.lines().filter(|l| l.contains(&format!("cannot sync \"{name}\""))).count();
         assert!(said <= 1, "{name} reported {said} times:\n{log}");

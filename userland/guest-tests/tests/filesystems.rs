@@ -5,10 +5,7 @@
 //! made for the test (`guest_tests::disk`).
 
 use guest_tests::disk::{Bindfs, Disk, Fs, Nfs, Overlay};
-use guest_tests::{
-    clear_kernel_log, eventually, eventually_logged, kernel_log, log_lines_with, snapshot, Scratch, Syncer, ARRIVAL,
-    BASE_FILE,
-};
+use guest_tests::{eventually, kernel_log, snapshot, LogMark, Scratch, Syncer, ARRIVAL, BASE_FILE};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
@@ -166,7 +163,7 @@ fn round(a: &Path, b: &Path, b_holds: Holds) -> Syncer {
     // ends on both.
     let mut expected = model(a, true);
     expected.extend(model(b, true));
-    clear_kernel_log();
+    let log_mark = LogMark::now();
     let sync = Syncer::start(a, b);
     // A is compared with its modes even where B keeps none: they must
     // survive there.
@@ -238,8 +235,8 @@ fn round(a: &Path, b: &Path, b_holds: Holds) -> Syncer {
     assert_still(a, b);
     assert_nothing_failed();
     if !b_holds.symlinks {
-        let said = log_lines_with("\"ln\" not mirrored: B holds no symlinks");
-        assert_eq!(said, 1, "lines saying the symlink was not mirrored:\n{}", kernel_log());
+        let said = log_mark.lines_with("\"ln\" not mirrored: B holds no symlinks");
+        assert_eq!(said, 1, "lines saying the symlink was not mirrored:\n{}", log_mark.log());
     }
     sync
 }
@@ -466,7 +463,7 @@ fn names_exfat_refuses_stay_on_a_with_one_log_line_each() {
 
 fn refused_names_stay_on_a(fs: Fs) {
     let (_s, _disk, a, b) = pair_with_b_on(fs, "refused");
-    clear_kernel_log();
+    let log_mark = LogMark::now();
     let sync = Syncer::start(&a, &b);
     // A colon and a question mark are refused; a trailing dot would be
     // cut off (another name), a trailing space is refused.
@@ -477,7 +474,11 @@ fn refused_names_stay_on_a(fs: Fs) {
     fs::write(a.join("ok"), b"fine anywhere").unwrap();
     assert!(guest_tests::arrives(&b.join("ok"), b"fine anywhere"), "ok did not arrive");
     for name in refused {
-        assert!(eventually_logged(&format!("\"{name}\" not mirrored")), "nothing said of {name:?}:\n{}", kernel_log());
+        assert!(
+            log_mark.eventually_logged(&format!("\"{name}\" not mirrored")),
+            "nothing said of {name:?}:\n{}",
+            log_mark.log()
+        );
     }
     assert_still(&a, &b);
     assert_eq!(names(&b), ["ok"]);
@@ -486,7 +487,7 @@ fn refused_names_stay_on_a(fs: Fs) {
     let mut expected = refused.map(String::from).to_vec();
     expected.sort();
     assert_eq!(on_a, expected, "A lost a name B refused");
-    let log = kernel_log();
+    let log = log_mark.log();
     let refusals: Vec<&str> = log.lines().filter(|l| l.contains("not mirrored: B refuses the name")).collect();
     for name in refused {
         let said = refusals.iter().filter(|l| l.contains(&format!("\"{name}\""))).count();

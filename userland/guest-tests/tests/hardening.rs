@@ -2,7 +2,7 @@
 //! files, unreadable directories, renames over a root, names that look like
 //! the sync's own, work too long to wait for (issue "Hardening").
 
-use guest_tests::{arrives, eventually, pair, Scratch, Syncer, ARRIVAL};
+use guest_tests::{arrives, assert_mirrored, eventually, pair, Scratch, Syncer, ARRIVAL};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -47,11 +47,24 @@ fn dates_past_2262_and_before_1970_are_mirrored_without_a_crash() {
         );
         assert_eq!(fs::read(b.join(name)).unwrap(), name.as_bytes());
     }
-    // A conflict on a far-future file names its kept version without a crash.
-    fs::write(a.join("future"), b"a side").unwrap();
+    // A conflict whose losing version is dated 2264: the kept copy is named
+    // from that date, and both versions stay on both sides.
+    sync.signal(libc::SIGSTOP);
+    fs::write(a.join("future"), b"the a side").unwrap();
     fs::write(b.join("future"), b"b side").unwrap();
-    sh(&format!("touch -d @9300000000 {}", b.join("future").display()));
-    assert!(eventually(ARRIVAL, || fs::read(a.join("future")).ok() == fs::read(b.join("future")).ok()));
+    sh(&format!("touch -d @9300000000 {}", a.join("future").display()));
+    sh(&format!("touch -d @9400000000 {}", b.join("future").display()));
+    sync.signal(libc::SIGCONT);
+    let kept = "future.sync-conflict-22640914-212000";
+    for side in [&a, &b] {
+        assert!(
+            arrives(&side.join(kept), b"the a side"),
+            "{side:?} lacks A's version as {kept}: {:?}",
+            fs::read_dir(side).unwrap().flatten().map(|e| e.file_name()).collect::<Vec<_>>()
+        );
+        assert!(arrives(&side.join("future"), b"b side"), "{side:?} lacks B's version");
+    }
+    assert_mirrored(&a, &b);
     sync.stop_within(Duration::from_millis(100));
 }
 
@@ -157,9 +170,17 @@ fn sigint_while_comparing_two_large_files_ends_within_100ms() {
     let (_s, a, b) = pair("stop-compare");
     twins(&a.join("big"), &b.join("big"), 256 << 20);
     let sync = Syncer::start(&a, &b);
+    assert!(eventually(ARRIVAL, || guest_tests::sync_threads().len() == 1), "no sync thread");
+    let thread = guest_tests::sync_threads()[0];
+    let before = guest_tests::bytes_read_by(thread);
     // Same size and mtime: only a close makes the sync compare the bytes.
     fs::OpenOptions::new().write(true).open(a.join("big")).unwrap();
-    sleep(Duration::from_millis(150));
+    // The signal comes while the compare runs: some of the 512 MiB read,
+    // not all of them.
+    let comparing = || guest_tests::bytes_read_by(thread) - before > 8 << 20;
+    assert!(eventually(ARRIVAL, comparing), "the sync never began comparing");
+    let read = guest_tests::bytes_read_by(thread) - before;
+    assert!(read < 400 << 20, "the compare was (nearly) done before the signal: {read} bytes read");
     sync.stop_within(Duration::from_millis(100));
 }
 
@@ -174,6 +195,9 @@ fn sigint_while_removing_a_large_tree_ends_within_100ms() {
     fs::rename(a.join("d"), s.root.join("away")).unwrap();
     assert!(eventually(ARRIVAL, || fs::read_dir(b.join("d")).map_or(true, |d| d.count() < 19900)));
     sync.stop_within(Duration::from_millis(100));
+    // What is left shows the removal was still running when the signal came.
+    let left = fs::read_dir(b.join("d")).map_or(0, |d| d.count());
+    assert!(left > 0, "the removal had ended before the signal: the test timed nothing");
 }
 
 /// A FIFO renamed over a file between the sync's look at the name and its

@@ -1,7 +1,7 @@
 //! Live two-way mirroring: the engine of the sync (issue "The sync engine").
 
 use guest_tests::{
-    arrives, assert_mirrored, assert_no_temp_names, eventually, gone, ino, pair, Scratch, Syncer, ARRIVAL,
+    arrives, assert_mirrored, assert_no_temp_names, eventually, gone, ino, pair, Landings, Scratch, Syncer, ARRIVAL,
 };
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -63,6 +63,7 @@ fn mode_and_mtime_are_mirrored() {
 fn one_user_write_causes_exactly_one_copy() {
     let (s, a, b) = pair("no-echo");
     let sync = Syncer::start(&a, &b);
+    let (landings_a, landings_b) = (Landings::watch(&a), Landings::watch(&b));
     s.file("a/once", b"written once");
     assert!(arrives(&b.join("once"), b"written once"));
     // A copy lands as a new inode (temporary name renamed over the target):
@@ -71,6 +72,8 @@ fn one_user_write_causes_exactly_one_copy() {
     sleep(Duration::from_millis(500));
     assert_eq!(ino(&a.join("once")), ino_a, "copied back to A");
     assert_eq!(ino(&b.join("once")), ino_b, "copied twice to B");
+    assert_eq!(landings_b.count("once"), 1, "copies to B");
+    assert_eq!(landings_a.count("once"), 0, "copies back to A");
     sync.stop();
 }
 
@@ -90,6 +93,7 @@ fn a_burst_of_1000_files_all_arrive() {
 fn a_file_rewritten_1000_times_ends_identical() {
     let (_s, a, b) = pair("rewrite");
     let sync = Syncer::start(&a, &b);
+    let landings = Landings::watch(&b);
     let path = a.join("hot");
     for i in 0..1000 {
         let mut f = fs::File::create(&path).unwrap();
@@ -101,6 +105,33 @@ fn a_file_rewritten_1000_times_ends_identical() {
     // change on B, so no conflict copy may appear.
     let names: Vec<_> = fs::read_dir(&b).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("hot")], "spurious entries");
+    // 1,000 versions, each closed: a copy waits while the file is open, and
+    // versions that close while a copy runs make one more copy, not one each.
+    let copies = landings.count("hot");
+    println!("METRIC 1000 rewrites: {copies} copies");
+    assert!((1..1000).contains(&copies), "{copies} copies of 1000 versions");
+    sync.stop();
+}
+
+/// The man page's promise: a file written in 1,000 small writes is copied
+/// once it is closed, not once per write.
+#[test]
+fn a_file_written_in_1000_small_writes_is_copied_once() {
+    let (_s, a, b) = pair("small-writes");
+    let sync = Syncer::start(&a, &b);
+    let landings = Landings::watch(&b);
+    let mut f = fs::File::create(a.join("log")).unwrap();
+    let mut want = Vec::new();
+    for i in 0..1000 {
+        let line = format!("line {i}\n");
+        f.write_all(line.as_bytes()).unwrap();
+        want.extend_from_slice(line.as_bytes());
+    }
+    drop(f);
+    assert!(arrives(&b.join("log"), &want), "log did not arrive whole");
+    // Time for a late second copy to show.
+    sleep(Duration::from_secs(1));
+    assert_eq!(landings.count("log"), 1, "copies of a file written once, in 1000 writes");
     sync.stop();
 }
 

@@ -163,7 +163,7 @@ fn lost_events_in_one_directory_rescan_only_that_directory() {
     twin_trees(&a, &b, 20, 1000);
     let sync = Syncer::start(&a, &b);
     settled_base(&a);
-    sh("dmesg -C");
+    let log_mark = guest_tests::LogMark::now();
     // The sync thread shares CPU 0 with a real-time busy loop (which the
     // kernel's RT throttling leaves 5% of it), the test has CPU 1: the
     // thread falls behind, and the queue overflows.
@@ -205,7 +205,7 @@ fn lost_events_in_one_directory_rescan_only_that_directory() {
     });
     println!("METRIC lost events: hot directory converged {:?} after the storm began", started.elapsed());
     assert!(converged, "hot/ on B never matched A after the lost events");
-    let log = String::from_utf8(Command::new("dmesg").output().unwrap().stdout).unwrap();
+    let log = log_mark.log();
     assert!(log.contains("events lost in \"hot\""), "no message for the directory that lost events:\n{log}");
     assert!(!log.contains("whole tree"), "the whole tree was rescanned:\n{log}");
     assert_eq!(fs::read_dir(b.join("d0019")).unwrap().count(), 1000);

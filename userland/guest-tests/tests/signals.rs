@@ -32,11 +32,28 @@ fn sigterm_ends_the_call_with_0_within_100ms() {
 fn sigkill_leaves_no_stuck_task() {
     let (_s, a, b) = pair("sigkill");
     let mut syncer = Syncer::start(&a, &b);
-    let pid = syncer.pid();
+    assert!(
+        guest_tests::eventually(Duration::from_secs(10), || guest_tests::sync_threads().len() == 1),
+        "no sync thread"
+    );
+    let thread = guest_tests::sync_threads()[0];
     syncer.signal(libc::SIGKILL);
     let status = syncer.wait_exit(Duration::from_secs(5)).unwrap().expect("task stuck after SIGKILL");
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    // The thread went with the call (it is stopped before the call returns).
+    assert!(!std::path::Path::new(&format!("/proc/{thread}")).exists(), "the sync thread outlived the call");
+    let stuck = guest_tests::tasks_in_d_state();
+    assert!(stuck.is_empty(), "tasks in uninterruptible sleep: {stuck:?}");
+    // The pair is free at once: a new call for it mirrors what changed. The
+    // bound is a start and one copy on a slow guest, not a wait for the
+    // last call to let go.
+    fs::write(a.join("after"), b"after the kill").unwrap();
+    let next = Syncer::start(&a, &b);
+    let arrived = guest_tests::eventually(Duration::from_secs(3), || {
+        fs::read(b.join("after")).is_ok_and(|c| c == b"after the kill")
+    });
+    assert!(arrived, "a new call for the pair did not mirror within 3 s of a SIGKILL");
+    next.stop();
 }
 
 #[test]
@@ -53,6 +70,27 @@ fn job_control_stop_and_continue_keeps_the_call_going() {
     syncer.signal(libc::SIGINT);
     let status = syncer.wait_exit(Duration::from_secs(5)).unwrap().expect("still running");
     assert!(status.success(), "{}", syncer.stderr());
+}
+
+/// Ctrl-Z, then Ctrl-C before `fg`: the SIGINT waits while the process is
+/// stopped and is taken as soon as it continues, before the call is back
+/// in the kernel. The call must end then, not restart and wait for a second
+/// signal.
+#[test]
+fn a_sigint_sent_while_stopped_ends_the_call_once_continued() {
+    let (_s, a, b) = pair("stop-then-int");
+    let mut syncer = Syncer::start(&a, &b);
+    syncer.signal(libc::SIGSTOP);
+    assert!(guest_tests::eventually(Duration::from_secs(10), || syncer.state() == 'T'), "not stopped");
+    syncer.signal(libc::SIGINT);
+    syncer.signal(libc::SIGCONT);
+    let status = syncer.wait_exit(Duration::from_secs(5)).unwrap();
+    let status = status.unwrap_or_else(|| {
+        syncer.signal(libc::SIGKILL);
+        panic!("still in the call 5 s after SIGCONT: the SIGINT taken during the stop was lost")
+    });
+    let stderr = syncer.stderr();
+    assert!(status.success() && stderr.contains("stopped"), "{status:?}: {stderr}");
 }
 
 /// The call gives back every reference before it returns: both filesystems

@@ -215,10 +215,19 @@ fn an_emptied_side_at_start_does_not_empty_the_other() {
     let sync = Syncer::start(&a, &b);
     assert!(eventually(ARRIVAL, || fs::read_dir(b.join("many")).is_ok_and(|d| d.count() == 300)));
     sync.stop();
-    // Another, empty disk where B was.
-    fs::remove_dir_all(&b).unwrap();
-    fs::create_dir(&b).unwrap();
+    // B emptied while no call ran, as an empty disk mounted in its place
+    // looks: the same root (a new one would make the base another pair's,
+    // and the interlock would never be asked).
+    let root = guest_tests::ino(&b);
+    fs::remove_dir_all(b.join("many")).unwrap();
+    assert_eq!(guest_tests::ino(&b), root);
+    let log = guest_tests::LogMark::now();
     let sync = Syncer::start(&a, &b);
+    assert!(
+        log.eventually_logged("301 of 301 remembered names are missing from dir_B: not deleting them"),
+        "no interlock message:\n{}",
+        log.log()
+    );
     assert!(eventually(ARRIVAL, || fs::read_dir(b.join("many")).is_ok_and(|d| d.count() == 300)), "not restored");
     assert_eq!(fs::read_dir(a.join("many")).unwrap().count(), 300, "A was emptied");
     sync.stop();

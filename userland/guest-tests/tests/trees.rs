@@ -99,7 +99,7 @@ fn symlinks_modes_mtimes_and_hard_links() {
     fs::File::options().write(true).open(&f).unwrap().set_modified(past).unwrap();
     assert!(eventually(ARRIVAL, || fs::metadata(b.join("file")).unwrap().modified().unwrap() == past));
     // FIFOs are skipped, said once, and the call goes on.
-    guest_tests::clear_kernel_log();
+    let log_mark = guest_tests::LogMark::now();
     let fifo = guest_tests::cstr(&a.join("fifo"));
     // SAFETY: a valid path string.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
@@ -111,8 +111,8 @@ fn symlinks_modes_mtimes_and_hard_links() {
     s.file("a/after-chmod", b"still syncing");
     assert!(arrives(&b.join("after-chmod"), b"still syncing"));
     let said = "\"fifo\" not mirrored: A holds a FIFO, socket or device node there";
-    assert_eq!(guest_tests::log_lines_with(said), 1, "{}", guest_tests::kernel_log());
-    assert_eq!(guest_tests::log_lines_with("cannot sync"), 0, "{}", guest_tests::kernel_log());
+    assert_eq!(log_mark.lines_with(said), 1, "{}", log_mark.log());
+    assert_eq!(log_mark.lines_with("cannot sync"), 0, "{}", log_mark.log());
     sync.stop();
 }
 

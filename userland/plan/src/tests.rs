@@ -592,6 +592,17 @@ fn a_name_never_agreed_on_with_a_version_on_each_side_keeps_both() {
     assert_eq!(decide(None, Some(file(4, 7)), None, ON_A), Action::Copy { from: Side::A });
 }
 
+#[test]
+fn a_delete_of_a_name_never_agreed_on_deletes_nothing_on_the_other_side() {
+    // No base: a union. The other side's version was never mirrored, so
+    // the delete cannot have been of it: it is copied back, not removed.
+    assert_eq!(decide(None, Some(file(4, 7)), None, ON_B), Action::Copy { from: Side::A });
+    assert_eq!(decide(None, None, Some(file(4, 7)), ON_A), Action::Copy { from: Side::B });
+    assert_eq!(decide(None, Some(dir()), None, ON_B), Action::MakeDir { on: Side::B });
+    // With a base, the delete is mirrored.
+    assert_eq!(decide(Some(file(4, 7)), Some(file(4, 7)), None, ON_B), Action::Remove { on: Side::A });
+}
+
 /// FAT's `s_time_min` and `s_time_max` (1980 to 2107, UTC).
 const FAT_TIMES: (i64, i64) = (315_532_800, 4_354_819_198);
 const WIDE: (i64, i64) = (i64::MIN, i64::MAX);
