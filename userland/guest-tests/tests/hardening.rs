@@ -167,20 +167,30 @@ fn twins(a: &Path, b: &Path, len: usize) {
 
 #[test]
 fn sigint_while_comparing_two_large_files_ends_within_100ms() {
-    let (_s, a, b) = pair("stop-compare");
-    twins(&a.join("big"), &b.join("big"), 256 << 20);
+    let (s, a, b) = pair("stop-compare");
+    let len = 256 << 20;
+    twins(&a.join("big"), &b.join("big"), len);
     let sync = Syncer::start(&a, &b);
-    assert!(eventually(ARRIVAL, || guest_tests::sync_threads().len() == 1), "no sync thread");
+    assert!(eventually(ARRIVAL, || a.join(guest_tests::BASE_FILE).exists()), "no base saved after the start");
     let thread = guest_tests::sync_threads()[0];
+    // A third version renamed onto A's name from outside the tree, with the
+    // same size and mtime: only the bytes can tell, so the sync compares
+    // them (a close without a write no longer makes it compare, which is
+    // why this test, when it waited for one, timed nothing).
+    let mut third = vec![7u8; len];
+    third[len - 1] = 9;
+    let outside = s.root.join("third");
+    fs::write(&outside, &third).unwrap();
+    drop(third);
+    sh(&format!("touch -d @1700000000 {}", outside.display()));
     let before = guest_tests::bytes_read_by(thread);
-    // Same size and mtime: only a close makes the sync compare the bytes.
-    fs::OpenOptions::new().write(true).open(a.join("big")).unwrap();
+    fs::rename(&outside, a.join("big")).unwrap();
     // The signal comes while the compare runs: some of the 512 MiB read,
     // not all of them.
-    let comparing = || guest_tests::bytes_read_by(thread) - before > 8 << 20;
-    assert!(eventually(ARRIVAL, comparing), "the sync never began comparing");
-    let read = guest_tests::bytes_read_by(thread) - before;
-    assert!(read < 400 << 20, "the compare was (nearly) done before the signal: {read} bytes read");
+    let read = || guest_tests::bytes_read_by(thread) - before;
+    assert!(eventually(ARRIVAL, || read() > 8 << 20), "the sync never began comparing");
+    let so_far = read();
+    assert!(so_far < 400 << 20, "the compare was (nearly) done before the signal: {so_far} bytes read");
     sync.stop_within(Duration::from_millis(100));
 }
 
