@@ -477,6 +477,12 @@ pub struct Landings {
 
 impl Landings {
     pub fn watch(dir: &Path) -> Landings {
+        Landings::watch_for(dir, libc::IN_MOVED_TO)
+    }
+
+    /// Counts the events of `mask` on the entries of `dir` instead (reads:
+    /// `IN_ACCESS`).
+    pub fn watch_for(dir: &Path, mask: u32) -> Landings {
         use std::os::fd::FromRawFd;
         // SAFETY: inotify_init1 has no memory arguments.
         let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
@@ -485,12 +491,13 @@ impl Landings {
         let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
         let path = cstr(dir);
         // SAFETY: a valid descriptor and a NUL-terminated path.
-        let wd = unsafe { libc::inotify_add_watch(raw, path.as_ptr(), libc::IN_MOVED_TO) };
+        let wd = unsafe { libc::inotify_add_watch(raw, path.as_ptr(), mask) };
         assert!(wd >= 0, "inotify_add_watch {dir:?}: {}", io::Error::last_os_error());
         Landings { fd }
     }
 
-    /// How many copies landed as `name` since the watch (or the last count).
+    /// How many events (copies landed) `name` had since the watch (or the
+    /// last count).
     pub fn count(&self, name: &str) -> usize {
         use std::os::fd::AsRawFd;
         let mut landed = 0;
@@ -528,12 +535,6 @@ pub fn sync_threads() -> Vec<i32> {
         .filter(|p| p.stat().is_ok_and(|s| s.comm == "usac-sync"))
         .map(|p| p.pid())
         .collect()
-}
-
-/// Bytes the task `pid` has read so far (`rchar` of /proc/PID/io): a
-/// kernel thread's reads through the VFS count too.
-pub fn bytes_read_by(pid: i32) -> u64 {
-    procfs::process::Process::new(pid).and_then(|p| p.io()).map_or(0, |io| io.rchar)
 }
 
 /// The tasks in uninterruptible sleep (state D) now, with their names.

@@ -172,7 +172,6 @@ fn sigint_while_comparing_two_large_files_ends_within_100ms() {
     twins(&a.join("big"), &b.join("big"), len);
     let sync = Syncer::start(&a, &b);
     assert!(eventually(ARRIVAL, || a.join(guest_tests::BASE_FILE).exists()), "no base saved after the start");
-    let thread = guest_tests::sync_threads()[0];
     // A third version renamed onto A's name from outside the tree, with the
     // same size and mtime: only the bytes can tell, so the sync compares
     // them (a close without a write no longer makes it compare, which is
@@ -183,14 +182,21 @@ fn sigint_while_comparing_two_large_files_ends_within_100ms() {
     fs::write(&outside, &third).unwrap();
     drop(third);
     sh(&format!("touch -d @1700000000 {}", outside.display()));
-    let before = guest_tests::bytes_read_by(thread);
+    // Each read of the compare (16 KiB) is an IN_ACCESS on A's file: 16,384
+    // of them for the whole file.
+    let reads = guest_tests::Landings::watch_for(&a, libc::IN_ACCESS);
     fs::rename(&outside, a.join("big")).unwrap();
-    // The signal comes while the compare runs: some of the 512 MiB read,
-    // not all of them.
-    let read = || guest_tests::bytes_read_by(thread) - before;
-    assert!(eventually(ARRIVAL, || read() > 8 << 20), "the sync never began comparing");
-    let so_far = read();
-    assert!(so_far < 400 << 20, "the compare was (nearly) done before the signal: {so_far} bytes read");
+    // The signal comes while the compare runs: some of A's file read, not
+    // all of it.
+    let mut so_far = 0;
+    assert!(
+        eventually(ARRIVAL, || {
+            so_far += reads.count("big");
+            so_far > 512
+        }),
+        "the sync never began comparing"
+    );
+    assert!(so_far < 12_000, "the compare was (nearly) done before the signal: {so_far} reads of 16,384");
     sync.stop_within(Duration::from_millis(100));
 }
 
