@@ -6,7 +6,7 @@
 //! `entry.c` copies the two paths from user space and calls
 //! [`usac_real_time_sync`]; everything else lives here.
 
-use kernel::error::code::{EINTR, EINVAL, ENOENT, ERESTARTNOINTR, ERESTARTSYS};
+use kernel::error::code::{EINTR, EINVAL, ENOENT, ERESTARTSYS};
 use kernel::ffi::{c_char, c_long};
 use kernel::prelude::*;
 use kernel::str::CStr;
@@ -96,7 +96,10 @@ fn real_time_sync(dir_a: &CStr, dir_b: &CStr) -> Result {
 
 fn ended_by(woken: wait::Woken) -> Result {
     match woken {
-        wait::Woken::ByJobControl => Err(ERESTARTNOINTR),
+        // Restarted once the stop is over, unless a handled signal comes
+        // first (a Ctrl-C sent while stopped): then the call ends with
+        // EINTR, not restarted to wait for a second one.
+        wait::Woken::ByJobControl => Err(ERESTARTSYS),
         wait::Woken::BySignal => Ok(()),
         wait::Woken::Done => Err(ENOENT),
     }

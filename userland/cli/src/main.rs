@@ -111,6 +111,12 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let result = realtimesync::real_time_sync(a, b);
     let secs = started.elapsed().as_secs_f64();
+    // EINTR: the signal came as the call resumed after a job-control stop;
+    // it ended the call all the same.
+    let result = match result {
+        Err(err) if err.raw_os_error() == Some(libc::EINTR) => Ok(()),
+        other => other,
+    };
     match result {
         Ok(()) => {
             if args.verbose {

@@ -317,6 +317,7 @@ TEST_F(pair, a_stop_does_not_end_the_call)
 {
 	pid_t pid = start_sync(self->a, self->b);
 	long deadline;
+	int ended;
 
 	ASSERT_LT(0, pid);
 	kill(pid, SIGSTOP);
@@ -326,7 +327,9 @@ TEST_F(pair, a_stop_does_not_end_the_call)
 	ASSERT_EQ('T', state(pid));
 	kill(pid, SIGCONT);
 	ASSERT_TRUE(wait_in_call(pid));
-	EXPECT_EQ(0, stop_sync(pid));
+	ended = stop_sync(pid);
+	/* EINTR: the SIGINT came before the call was back in the kernel. */
+	EXPECT_TRUE(ended == 0 || ended == EINTR);
 }
 
 TEST_F(pair, mirror_round_trip)
