@@ -31,12 +31,12 @@ fn sigterm_ends_the_call_with_0_within_100ms() {
 #[test]
 fn sigkill_leaves_no_stuck_task() {
     let (_s, a, b) = pair("sigkill");
+    // This call's thread: the one that was not there before it.
+    let earlier = guest_tests::sync_threads();
     let mut syncer = Syncer::start(&a, &b);
-    assert!(
-        guest_tests::eventually(Duration::from_secs(10), || guest_tests::sync_threads().len() == 1),
-        "no sync thread"
-    );
-    let thread = guest_tests::sync_threads()[0];
+    let ours = || guest_tests::sync_threads().into_iter().find(|t| !earlier.contains(t));
+    assert!(guest_tests::eventually(Duration::from_secs(10), || ours().is_some()), "no sync thread");
+    let thread = ours().expect("seen just above");
     syncer.signal(libc::SIGKILL);
     let status = syncer.wait_exit(Duration::from_secs(5)).unwrap().expect("task stuck after SIGKILL");
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
