@@ -116,8 +116,10 @@ pub(crate) struct Base {
     /// rather than making every node larger).
     targets: RBTree<Name, KBox<[u8]>>,
     len: usize,
-    /// Changed since it was last saved (or loaded).
-    unsaved: bool,
+    /// Changes made, and how many of them the last save (or the load)
+    /// held: a save that ran while the base changed leaves it unsaved.
+    changes: u64,
+    saved_changes: u64,
 }
 
 impl Base {
@@ -126,18 +128,28 @@ impl Base {
             names: RBTree::new(),
             targets: RBTree::new(),
             len: 0,
-            unsaved: false,
+            changes: 0,
+            saved_changes: 0,
         }
     }
 
     /// True when it changed since it was last saved.
     pub(crate) fn unsaved(&self) -> bool {
-        self.unsaved
+        self.changes != self.saved_changes
     }
 
-    /// It was just saved as it is.
-    pub(crate) fn saved(&mut self) {
-        self.unsaved = false;
+    /// Which version of the base [`Base::encode`] gives now.
+    pub(crate) fn version(&self) -> u64 {
+        self.changes
+    }
+
+    /// The `version` encoded earlier was just saved.
+    pub(crate) fn saved(&mut self, version: u64) {
+        self.saved_changes = version;
+    }
+
+    fn changed(&mut self) {
+        self.changes = self.changes.wrapping_add(1);
     }
 
     /// Names remembered.
@@ -180,13 +192,13 @@ impl Base {
         if old.is_none() {
             self.len += 1;
         }
-        self.unsaved = true;
+        self.changed();
         Ok(())
     }
 
     /// Neither side holds `path` (nor anything below it) any more.
     pub(crate) fn forget(&mut self, path: &[u8]) -> Result {
-        self.unsaved = true;
+        self.changed();
         self.len -= take_tree(&mut self.names, path)?.len();
         take_tree(&mut self.targets, path)?;
         Ok(())
@@ -194,7 +206,7 @@ impl Base {
 
     /// `from` (and what is below it) was renamed to `to` on both sides.
     pub(crate) fn rename(&mut self, from: &[u8], to: &[u8]) -> Result {
-        self.unsaved = true;
+        self.changed();
         let taken = take_tree(&mut self.names, from)?;
         self.len -= taken.len();
         let links = take_tree(&mut self.targets, from)?;
@@ -255,6 +267,7 @@ impl Base {
     pub(crate) fn decode(
         bytes: &[u8],
         roots: &Roots,
+        max_names: u64,
         stop: impl Fn() -> bool,
     ) -> Result<core::result::Result<Self, Unusable>> {
         let records = match record::records(bytes, roots) {
@@ -275,9 +288,13 @@ impl Base {
             if !is_plain_relative(path) {
                 return Ok(Err(Unusable::NotABase));
             }
+            if u64::try_from(base.len()).map_or(true, |names| names >= max_names) {
+                thread::drop_later(base);
+                return Ok(Err(Unusable::LargerThanTheTrees));
+            }
             base.set(path, entry, Ids { inos, cookies }, target)?;
         }
-        base.unsaved = false;
+        base.saved_changes = base.changes;
         Ok(Ok(base))
     }
 }

@@ -32,8 +32,17 @@ use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 /// Least time between two writes of a changed base while the call runs.
 const SAVE_EVERY_MS: i64 = 1000;
 
+/// Longest wait before a save that keeps failing is tried again: the wait
+/// doubles from [`SAVE_EVERY_MS`] after each failure, since each try
+/// flushes both file systems.
+const SAVE_RETRY_MAX_MS: i64 = 64_000;
+
 /// Largest base file read: beyond it the base is not used (a union start).
 const MAX_BASE_BYTES: u64 = 1 << 30;
+
+/// Bytes a remembered name may take in the base file: two whole paths (a
+/// symlink's and its target's) and the fields.
+const BASE_BYTES_PER_NAME: u64 = 2 * 4096 + 64;
 
 /// Names missing from one side that a start mirrors as deletions without
 /// asking whether the side is the right disk.
@@ -83,8 +92,12 @@ pub(crate) struct Engine {
     copy_ways: [vfs::CopyWays; 2],
     /// Names said once not to be mirrored, not said again.
     told: Pin<KBox<Mutex<KVVec<KVec<u8>>>>>,
-    /// The pair in the table of live calls, until the last save ended.
-    registration: Registration,
+    /// One save of the base at a time: the periodic ones run off the thread
+    /// and may still run when the last one starts.
+    saving: Pin<KBox<Mutex<()>>>,
+    /// The pair in the table of live calls, until the last save and the
+    /// last flush off the thread ended.
+    registration: Arc<Registration>,
 }
 
 impl Engine {
@@ -118,7 +131,8 @@ impl Engine {
             times: holds[0].common_times(&holds[1]),
             copy_ways: [vfs::CopyWays::new(), vfs::CopyWays::new()],
             told: KBox::pin_init(kernel::new_mutex!(KVVec::new(), "usac_told"), GFP)?,
-            registration,
+            saving: KBox::pin_init(kernel::new_mutex!((), "usac_saving"), GFP)?,
+            registration: Arc::new(registration, GFP)?,
         };
         Ok(Arc::new(engine, GFP)?)
     }
@@ -140,11 +154,24 @@ impl Engine {
         };
         let file = held.stat()?;
         let trusted = (file.uid == caller || file.uid == 0) && file.mode & 0o022 == 0;
+        // A name that still matters is an inode on one side at least (a
+        // hard link is one on its side, but files of their own on the
+        // other): a larger base is not read, nor decoded beyond that many
+        // names, so that its memory stays bounded by the trees'.
+        let max_names = match (a.inodes_in_use(), b.inodes_in_use()) {
+            (Some(on_a), Some(on_b)) => on_a.saturating_add(on_b),
+            _ => u64::MAX,
+        };
+        let max_bytes = max_names
+            .saturating_mul(BASE_BYTES_PER_NAME)
+            .min(MAX_BASE_BYTES);
         let unusable = if !trusted {
             Err(Unusable::Untrusted)
+        } else if file.size > max_bytes {
+            Err(Unusable::LargerThanTheTrees)
         } else {
-            match vfs::read_file(&held, MAX_BASE_BYTES) {
-                Ok(bytes) => match Base::decode(&bytes, roots, wait::signal_pending)? {
+            match vfs::read_file(&held, max_bytes) {
+                Ok(bytes) => match Base::decode(&bytes, roots, max_names, wait::signal_pending)? {
                     Ok(base) => Ok(base),
                     Err(why) => Err(why),
                 },
@@ -217,9 +244,22 @@ impl Engine {
         Ok(base)
     }
 
-    /// Writes the base into `dir_a` for the next call: complete under a
-    /// temporary name first, then renamed over the last one.
+    /// Writes the base into `dir_a` for the next call, if it changed since
+    /// the last save: complete under a temporary name first, then renamed
+    /// over the last one. Runs as the caller, on any thread.
     fn save_base(&self) -> Result {
+        let _as_caller = self.creds.assume();
+        let _charged = self.memcg.charge();
+        let _one_at_a_time = self.saving.lock();
+        // Taken before the flushes: what changes later is not on the
+        // devices yet, and waits for the next save.
+        let (bytes, version) = {
+            let base = self.base.lock();
+            if !base.unsaved() {
+                return Ok(());
+            }
+            (base.encode(&self.roots)?, base.version())
+        };
         // What the base records as agreed must be on both devices first: a
         // side that a crash rolled back must not look changed by its user
         // (its older version would then be copied over the newer one).
@@ -227,12 +267,11 @@ impl Engine {
         if !self.a.same_file_system(&self.b) {
             self.a.sync_file_system()?;
         }
-        let bytes = self.base.lock().encode(&self.roots)?;
         let temp = plan::temp_name(self.call_id, self.temp_seq.fetch_add(1, Ordering::Relaxed));
         let written = vfs::write_new_file(&self.a, &temp, &bytes)
             .and_then(|()| vfs::rename_in(&self.a, b"", &temp, record::FILE_NAME, Target::Replace));
         match written {
-            Ok(()) => self.base.lock().saved(),
+            Ok(()) => self.base.lock().saved(version),
             Err(_) => {
                 let _ = vfs::unlink(&self.a, &temp);
             }
@@ -373,7 +412,9 @@ impl Engine {
     }
 
     /// The body of the sync thread.
-    fn sync(&self) {
+    /// The thread's loop; `this` is `self`, shared with the saves it hands
+    /// to a kworker.
+    fn sync(&self, this: &Arc<Self>) {
         let _as_caller = self.creds.assume();
         let _charged = self.memcg.charge();
         let mut limiter = RateLimit::new(5, 10);
@@ -386,23 +427,7 @@ impl Engine {
         let mut rounds = 0;
         // Jiffies left of the grace for created files, once it started.
         let mut grace_left = None;
-        // When the base was last written: it is written again after work,
-        // at most once a second (an idle thread with unsaved changes wakes
-        // once for them, then sleeps until the next event), and when the
-        // thread stops.
-        let mut saved_at = Ktime::ktime_get();
-        // A save that keeps failing (a side whose device fails) is said once.
-        let mut save_failing = false;
-        let mut save = |saved_at: &mut Ktime, limiter: &mut Option<RateLimit>| {
-            *saved_at = Ktime::ktime_get();
-            match self.save_base() {
-                Ok(()) => save_failing = false,
-                Err(err) if !core::mem::replace(&mut save_failing, true) => {
-                    limiter.report(record::FILE_NAME, err);
-                }
-                Err(_) => {}
-            }
-        };
+        let mut saver = Saver::new();
         // Room for the handler to record directories that lost events,
         // allocated ahead, since the handler cannot wait for it.
         let mut room = None;
@@ -452,15 +477,14 @@ impl Engine {
                         }
                         continue;
                     }
-                    let since = ktime_ms_delta(Ktime::ktime_get(), saved_at);
-                    match u32::try_from(SAVE_EVERY_MS.saturating_sub(since)) {
+                    match u32::try_from(saver.due_in_ms()) {
                         Ok(wait) if wait > 0 => {
                             let wait = kernel::time::msecs_to_jiffies(wait);
                             asleep.sleep_for(retry.map_or(wait, |r| r.min(wait)));
                         }
                         _ => {
                             drop(asleep);
-                            save(&mut saved_at, &mut limiter);
+                            saver.save(this, &mut limiter);
                         }
                     }
                 } else {
@@ -521,9 +545,8 @@ impl Engine {
                 failures: &mut failures,
             };
             self.process(batch, moves, rescan_all, lost, &mut limiter, names);
-            let now = Ktime::ktime_get();
-            if ktime_ms_delta(now, saved_at) >= SAVE_EVERY_MS && self.base.lock().unsaved() {
-                save(&mut saved_at, &mut limiter);
+            if saver.due_in_ms() <= 0 && self.base.lock().unsaved() {
+                saver.save(this, &mut limiter);
             }
         }
     }
@@ -550,18 +573,15 @@ impl Engine {
         }
     }
 
-    /// Saves the base if it changed, as the caller, and frees it.
+    /// Saves the base if it changed, after a save still running, and frees
+    /// it.
     fn finish(&self) {
-        let _as_caller = self.creds.assume();
-        let _charged = self.memcg.charge();
-        if self.base.lock().unsaved() {
-            if let Err(err) = self.save_base() {
-                pr_warn!(
-                    "cannot save {} in dir_a (error {}): the next call starts from an older base\n",
-                    kernel::str::BStr::from_bytes(record::FILE_NAME),
-                    err.to_errno()
-                );
-            }
+        if let Err(err) = self.save_base() {
+            pr_warn!(
+                "cannot save {} in dir_a (error {}): the next call starts from an older base\n",
+                kernel::str::BStr::from_bytes(record::FILE_NAME),
+                err.to_errno()
+            );
         }
         drop(core::mem::replace(&mut *self.base.lock(), Base::new()));
     }
@@ -1175,7 +1195,7 @@ impl Engine {
                     &like,
                     carry,
                     &self.copy_ways[index(to)],
-                    thread::should_stop,
+                    self,
                 )
                 .map(Some)
             }
@@ -1607,10 +1627,74 @@ impl Engine {
     }
 }
 
+impl vfs::CopyWaits for Engine {
+    fn stop(&self) -> bool {
+        thread::should_stop()
+    }
+
+    /// Waits until a copy's bytes are on its device, unless asked to stop.
+    /// The flush runs on a kworker (seconds on a slow disk, which a signal
+    /// must not wait for), holding the pair: an unmount waits for it.
+    fn flush(&self, flush: vfs::Flush) -> Result {
+        if flush.is_noop() {
+            return Ok(());
+        }
+        let pair = self.registration.clone();
+        let flushing = move || {
+            let flushed = flush.run();
+            drop(pair);
+            flushed
+        };
+        thread::off_thread(flushing, thread::should_stop)?
+    }
+}
+
 impl thread::Runs for Engine {
     fn run(this: Arc<Self>) {
-        this.sync();
+        this.sync(&this);
         Finishing::start(this);
+    }
+}
+
+/// When the thread writes the base: after work, at most once a second (an
+/// idle thread with unsaved changes wakes once for it, then sleeps until
+/// the next event), less and less often while saves fail (a side whose
+/// device fails), said once; and a last time when the call ends.
+struct Saver {
+    at: Ktime,
+    every_ms: i64,
+}
+
+impl Saver {
+    fn new() -> Self {
+        Self {
+            at: Ktime::ktime_get(),
+            every_ms: SAVE_EVERY_MS,
+        }
+    }
+
+    /// Milliseconds until the next save is due: none left when 0 or less.
+    fn due_in_ms(&self) -> i64 {
+        let since = ktime_ms_delta(Ktime::ktime_get(), self.at);
+        self.every_ms.saturating_sub(since)
+    }
+
+    /// Saves the base on a kworker: its flushes of both file systems may
+    /// take seconds on a slow disk, which a signal must not wait for. When
+    /// the thread is asked to stop, the save goes on alone.
+    fn save(&mut self, engine: &Arc<Engine>, limiter: &mut Option<RateLimit>) {
+        self.at = Ktime::ktime_get();
+        let shared = engine.clone();
+        match thread::off_thread(move || shared.save_base(), thread::should_stop) {
+            Ok(Ok(())) => self.every_ms = SAVE_EVERY_MS,
+            Ok(Err(err)) => {
+                if self.every_ms == SAVE_EVERY_MS {
+                    limiter.report(record::FILE_NAME, err);
+                }
+                self.every_ms = self.every_ms.saturating_mul(2).min(SAVE_RETRY_MAX_MS);
+            }
+            Err(_) => {}
+        }
     }
 }
 

@@ -114,6 +114,16 @@ impl DirPath {
         to_result(unsafe { bindings::usac_sync_fs((*self.0.dentry).d_sb) })
     }
 
+    /// How many inodes its file system has in use, if it counts them (FAT
+    /// and btrfs say none of none).
+    pub(crate) fn inodes_in_use(&self) -> Option<u64> {
+        // SAFETY: plain data, which `vfs_statfs` fills in.
+        let mut counts: bindings::kstatfs = unsafe { core::mem::zeroed() };
+        // SAFETY: the path is referenced (type invariant).
+        let ret = unsafe { bindings::vfs_statfs(&self.0, &mut counts) };
+        (ret == 0 && counts.f_files > 0).then(|| counts.f_files.saturating_sub(counts.f_ffree))
+    }
+
     /// True when both lie on one file system.
     pub(crate) fn same_file_system(&self, other: &DirPath) -> bool {
         // SAFETY: both dentries are referenced (type invariant).

@@ -145,6 +145,9 @@ pub enum Unusable {
     /// Owned by another user than the caller and root, or writable by
     /// others than its owner: anyone could have written it.
     Untrusted,
+    /// More names, or more bytes, than the two trees could need: forged,
+    /// or for other trees.
+    LargerThanTheTrees,
 }
 
 /// The records of `bytes`, once the header, the roots and the checksum

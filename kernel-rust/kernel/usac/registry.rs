@@ -163,8 +163,6 @@ impl Registration {
     }
 }
 
-/// Asks every live call with a root on `mnt` to end, waking its caller;
-/// true while there is one.
 /// True while the call numbered `call` runs or saves its base: its
 /// temporary names are its own, not left over by a crash.
 pub(crate) fn call_is_live(call: u64) -> bool {
@@ -172,6 +170,8 @@ pub(crate) fn call_is_live(call: u64) -> bool {
     locked.table().pairs.iter().any(|pair| pair.call == call)
 }
 
+/// Asks every live call with a root on `mnt` to end, waking its caller;
+/// true while there is one.
 pub(crate) fn end_calls_on(mnt: *const bindings::vfsmount) -> bool {
     let mut locked = Locked::lock();
     let mut found = false;

@@ -4,16 +4,18 @@
 //! the few task services the sync thread needs.
 
 use crate::memcg::GFP;
+use crate::wait::Sleeper;
 use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::bindings;
 use kernel::error::{code::EINTR, from_err_ptr, Result};
 use kernel::ffi::{c_int, c_void};
-use kernel::sync::Arc;
+use kernel::prelude::*;
+use kernel::sync::{Arc, SpinLock};
 use kernel::task::Task;
 use kernel::types::{ARef, ForeignOwnable};
-use kernel::workqueue;
+use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
 /// What a kernel thread runs.
 pub(crate) trait Runs: Send + Sync + 'static {
@@ -85,6 +87,10 @@ impl<T: Runs> Thread<T> {
 
 impl<T: Runs> Drop for Thread<T> {
     fn drop(&mut self) {
+        // SAFETY: the task is referenced. The thread takes SIGKILL once it
+        // runs: a write throttled for a slow disk's dirty pages waits for
+        // nothing else, and the stop must not wait for that disk.
+        unsafe { bindings::send_sig(bindings::SIGKILL as c_int, raw_task(&self.task), 1) };
         // SAFETY: the task is referenced; `kthread_stop` sets should-stop,
         // interrupts its waits (TIF_NOTIFY_SIGNAL) and waits for the thread
         // function to return, or for the thread to exit without running it.
@@ -106,6 +112,8 @@ impl<T: Runs> Drop for Thread<T> {
 unsafe extern "C" fn run_thread<T: Runs>(data: *mut c_void) -> c_int {
     // SAFETY: by the function's contract.
     let data = unsafe { Arc::<T>::from_foreign(data) };
+    // SAFETY: the current task is this kthread, which may take signals.
+    unsafe { bindings::usac_allow_sigkill() };
     T::run(data);
     0
 }
@@ -189,4 +197,86 @@ pub(crate) fn drop_later<T: Send + 'static>(value: T) {
     // When the work item cannot be allocated, the closure (and `value` in
     // it) is dropped right here instead: slower, never lost.
     let _ = workqueue::system_unbound().try_spawn(GFP, move || drop(value));
+}
+
+/// Runs `work` on an unbound kworker and waits for its result, unless
+/// `stop()` turns true first: then `work` goes on alone and the wait ends
+/// with `EINTR`. A flush to a slow disk takes seconds, which a signal must
+/// not wait for. Without the memory for the work item, `work` runs here.
+pub(crate) fn off_thread<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+    stop: impl Fn() -> bool,
+) -> Result<R> {
+    // SAFETY: `get_current` is the running task, alive while it runs;
+    // `Task` wraps `task_struct` transparently, and `ARef::from` takes a
+    // count that keeps it valid for the worker's wake-up.
+    let waiter = ARef::from(unsafe { &*bindings::get_current().cast::<Task>() });
+    let job = Arc::pin_init(
+        pin_init!(Offloaded {
+            work <- kernel::new_spinlock!(None, "usac_offloaded_work"),
+            result <- kernel::new_spinlock!(None, "usac_offloaded_result"),
+            waiter,
+            item <- new_work!("usac_offloaded"),
+        }),
+        GFP,
+    );
+    let Ok(job) = job else {
+        return Ok(work());
+    };
+    *job.work.lock() = Some(work);
+    if let Err(job) = workqueue::system_unbound().enqueue(job.clone()) {
+        // Never for a new item; were it queued already, it runs here.
+        job.run_now();
+    }
+    loop {
+        // Marked as sleeping before the checks: neither the worker's
+        // wake-up nor a stop in between is lost.
+        let asleep = Sleeper::prepare();
+        if let Some(done) = job.result.lock().take() {
+            return Ok(done);
+        }
+        if stop() {
+            return Err(EINTR);
+        }
+        asleep.sleep();
+    }
+}
+
+/// Work handed to a kworker by [`off_thread`], and its result.
+#[pin_data]
+struct Offloaded<F, R> {
+    #[pin]
+    work: SpinLock<Option<F>>,
+    #[pin]
+    result: SpinLock<Option<R>>,
+    waiter: ARef<Task>,
+    #[pin]
+    item: Work<Offloaded<F, R>>,
+}
+
+impl_has_work! {
+    impl{F, R} HasWork<Self> for Offloaded<F, R> { self.item }
+}
+
+impl<F: FnOnce() -> R, R> Offloaded<F, R> {
+    fn run_now(&self) {
+        let work = self.work.lock().take();
+        if let Some(work) = work {
+            let done = work();
+            *self.result.lock() = Some(done);
+            self.waiter.wake_up();
+        }
+    }
+}
+
+impl<F, R> WorkItem for Offloaded<F, R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    type Pointer = Arc<Self>;
+
+    fn run(this: Arc<Self>) {
+        this.run_now();
+    }
 }

@@ -301,6 +301,11 @@ fn walk(root: &DirPath, rel: &[u8], flags: u32) -> Result<Option<Held>> {
 /// `self.0` is an open file we own.
 struct OpenFile(*mut bindings::file);
 
+// SAFETY: a file reference is not tied to the task that took it: any
+// kernel thread may use it and put it (`__fput_sync` needs a kthread, and
+// files are only handed between kthreads: the sync thread and kworkers).
+unsafe impl Send for OpenFile {}
+
 impl Drop for OpenFile {
     fn drop(&mut self) {
         // SAFETY: we own the file (type invariant); kthreads close with
@@ -329,6 +334,15 @@ impl OpenFile {
         })?;
         // INVARIANT: `file_open_root` returned an open file.
         Ok(Self(file))
+    }
+
+    /// Another reference to the same open file, for flushing it.
+    fn another(&self) -> Flush {
+        // SAFETY: the file is open (type invariant); the new reference is
+        // the one the returned `OpenFile` owns.
+        let file = unsafe { bindings::usac_file_get(self.0) };
+        // INVARIANT: `file` is a reference of our own to an open file.
+        Flush(OpenFile(file))
     }
 
     /// Reads from `*pos` until `buf` is full or the file ends; returns how
@@ -1298,12 +1312,12 @@ fn set_mode(at: At<'_>, mode: u32) -> Result {
 /// Copies the regular file `src`, as `seen` when it was looked at, into the
 /// new file `dst_rel` below `dst` (created exclusively), with the
 /// permission bits and mtime of `seen`; returns the copy still open.
-/// Stops with `EINTR` when `stop()` turns true between chunks.
+/// Stops with `EINTR` when `waits.stop()` turns true between chunks.
 ///
-/// The content is on the device (`fdatasync`) before the attributes are
-/// set: the rename that publishes the copy never outlives a crash that its
-/// blocks did not, and no write-back after the mtime was set (FUSE's
-/// write-back cache, NFS) moves it.
+/// The content is on the device (`waits.flush` ran its [`Flush`]) before the
+/// attributes are set: the rename that publishes the copy never outlives a
+/// crash that its blocks did not, and no write-back after the mtime was set
+/// (FUSE's write-back cache, NFS) moves it.
 ///
 /// A file that grew since is copied as it was: its writer's close brings
 /// it back. Not asking for more saves a call per small file.
@@ -1314,7 +1328,7 @@ pub(crate) fn copy_file(
     seen: &Entry,
     carry: Carry,
     ways: &CopyWays,
-    stop: impl Fn() -> bool,
+    waits: &impl CopyWaits,
 ) -> Result<Copied> {
     let from = OpenFile::open_for_reading(src)?;
     let to = OpenFile::open(
@@ -1345,7 +1359,7 @@ pub(crate) fn copy_file(
         let mut buf = KVec::from_elem(0u8, small, GFP)?;
         let read = from.read_full(&mut buf, &mut 0)?;
         to.write_all(&buf[..read], &mut 0)?;
-        to.sync_data()?;
+        waits.flush(to.another())?;
         set_attrs(&to, mode, seen.mtime, owner)?;
         return Ok(Copied {
             file: to,
@@ -1360,7 +1374,7 @@ pub(crate) fn copy_file(
         let Some(left) = seen.size.checked_sub(done).filter(|&n| n > 0) else {
             break;
         };
-        if stop() {
+        if waits.stop() {
             return Err(EINTR);
         }
         let chunk = usize::try_from(left.min(COPY_CHUNK as u64)).map_err(|_| EINVAL)?;
@@ -1404,7 +1418,7 @@ pub(crate) fn copy_file(
         }
         pos = pos.checked_add(n as i64).ok_or(EINVAL)?;
     }
-    to.sync_data()?;
+    waits.flush(to.another())?;
     set_attrs(&to, mode, seen.mtime, owner)?;
     Ok(Copied {
         file: to,
@@ -1434,6 +1448,31 @@ impl Copied {
             )
         };
         Ok((inode.ino(), change_cookie_of(path)?))
+    }
+}
+
+/// What a copy asks of its caller: whether to stop, and how to wait for
+/// its bytes to reach the device.
+pub(crate) trait CopyWaits {
+    fn stop(&self) -> bool;
+    fn flush(&self, flush: Flush) -> Result;
+}
+
+/// A second reference to a copy being made, to flush its bytes to the
+/// device from another thread.
+pub(crate) struct Flush(OpenFile);
+
+impl Flush {
+    /// True when there is nothing to flush: the file system keeps its files
+    /// in memory (tmpfs).
+    pub(crate) fn is_noop(&self) -> bool {
+        // SAFETY: the file is open (type invariant of `OpenFile`).
+        unsafe { bindings::usac_fsync_is_noop(self.0 .0) }
+    }
+
+    /// Writes the copy's bytes to its device (`fdatasync`), then lets it go.
+    pub(crate) fn run(self) -> Result {
+        self.0.sync_data()
     }
 }
 

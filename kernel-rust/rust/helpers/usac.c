@@ -247,3 +247,20 @@ bool rust_helper_usac_inode_is_locked(struct inode *inode)
 {
 	return inode_is_locked(inode);
 }
+
+struct file *rust_helper_usac_file_get(struct file *file)
+{
+	return get_file(file);
+}
+
+/* True when fsync on @file has nothing to do (tmpfs, ramfs). */
+bool rust_helper_usac_fsync_is_noop(const struct file *file)
+{
+	return file->f_op->fsync == noop_fsync;
+}
+
+/* Lets the current kthread take SIGKILL: its throttled writes then end. */
+void rust_helper_usac_allow_sigkill(void)
+{
+	allow_signal(SIGKILL);
+}

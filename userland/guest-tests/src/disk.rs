@@ -69,8 +69,8 @@ pub struct Disk {
     /// What the file system is on: the loop or the device-mapper device.
     dev: String,
     sectors: u64,
-    /// The image and the mount point.
-    _dir: TempDir,
+    /// The image, the mount point and the last device-mapper table.
+    dir: TempDir,
 }
 
 /// Numbers the device-mapper devices of one test process.
@@ -100,8 +100,7 @@ impl Disk {
         fs::create_dir(&mnt).expect("create mount point");
         // Built before the steps that may fail, so that dropping it undoes
         // what was done.
-        let mut disk =
-            Disk { fs, mnt, dev: loop_dev.clone(), loop_dev, dm_name: None, sectors: size_mib * 2048, _dir: dir };
+        let mut disk = Disk { fs, mnt, dev: loop_dev.clone(), loop_dev, dm_name: None, sectors: size_mib * 2048, dir };
         if on_dm {
             let name = format!("rts-{}-{}", std::process::id(), DM_DEVICES.fetch_add(1, Ordering::Relaxed));
             run(dmsetup().args(["create", &name, "--table", &disk.linear_table()]));
@@ -155,7 +154,10 @@ impl Disk {
     fn swap_table(&self, table: &str, flush: bool) {
         let name = self.dm_name.as_deref().expect("a device-mapper disk (Disk::on_dm)");
         run(dmsetup().arg("suspend").args((!flush).then_some("--nolockfs")).arg(name));
-        run(dmsetup().args(["load", name, "--table", table]));
+        // From a file: a table of several lines does not fit `--table`.
+        let file = self.dir.path().join("table");
+        fs::write(&file, format!("{table}\n")).expect("write the device-mapper table");
+        run(dmsetup().args(["load", name]).arg(&file));
         run(dmsetup().args(["resume", name]));
     }
 
@@ -164,9 +166,56 @@ impl Disk {
         format!("0 {} linear {} 0", self.sectors, self.loop_dev)
     }
 
+    /// The device as it is, except that every read and write of the blocks
+    /// of `file` (a file on this disk) fails with EIO: the journal and the
+    /// other files keep working.
+    pub fn table_failing_blocks_of(&self, file: &Path) -> String {
+        // filefrag -e -b512: one line per extent, "n: logical..: start..end: length: ...",
+        // in 512-byte sectors of the device.
+        let out = run(Command::new("filefrag").args(["-e", "-b512"]).arg(file));
+        let mut extents: Vec<(u64, u64)> = out
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split(':').map(str::trim).collect();
+                fields.first()?.parse::<u64>().ok()?;
+                let (start, end) = fields.get(2)?.split_once("..")?;
+                Some((start.trim().parse().ok()?, end.trim().parse().ok()?))
+            })
+            .collect();
+        assert!(!extents.is_empty(), "no extents of {file:?} in: {out}");
+        extents.sort();
+        let mut table = String::new();
+        let mut at = 0;
+        for (start, end) in extents {
+            if start > at {
+                table += &format!("{at} {} linear {} {at}\n", start - at, self.loop_dev);
+            }
+            table += &format!("{start} {} error\n", end + 1 - start);
+            at = end + 1;
+        }
+        table += &format!("{at} {} linear {} {at}", self.sectors - at, self.loop_dev);
+        table
+    }
+
     /// Every read and write fails with EIO.
     pub fn error_table(&self) -> String {
         format!("0 {} error", self.sectors)
+    }
+
+    /// A slow disk: every write (and flush) takes `write_ms` longer, reads
+    /// none.
+    pub fn delay_table(&self, write_ms: u32) -> String {
+        format!("0 {} delay {} 0 0 {} 0 {write_ms}", self.sectors, self.loop_dev, self.loop_dev)
+    }
+
+    /// How many writes the device has started and not finished.
+    pub fn writes_in_flight(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let rdev = fs::metadata(&self.dev).unwrap_or_else(|e| panic!("stat {}: {e}", self.dev)).rdev();
+        let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+        let inflight = fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/inflight"))
+            .unwrap_or_else(|e| panic!("read the in-flight I/O of {}: {e}", self.dev));
+        inflight.split_whitespace().nth(1).and_then(|w| w.parse().ok()).expect("reads and writes in flight")
     }
 
     /// Up 0 s, down 180 s: every write is dropped (and reported done).

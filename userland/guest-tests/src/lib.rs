@@ -499,6 +499,12 @@ impl Landings {
     /// How many events (copies landed) `name` had since the watch (or the
     /// last count).
     pub fn count(&self, name: &str) -> usize {
+        self.count_where(|event_name| event_name == name.as_bytes())
+    }
+
+    /// How many events had a name that `matches`, since the watch (or the
+    /// last count).
+    pub fn count_where(&self, matches: impl Fn(&[u8]) -> bool) -> usize {
         use std::os::fd::AsRawFd;
         let mut landed = 0;
         let mut buf = [0u8; 64 << 10];
@@ -518,7 +524,7 @@ impl Landings {
                 assert!(event.mask & libc::IN_Q_OVERFLOW == 0, "inotify queue overflowed: the count is not known");
                 let name_bytes = &buf[at + header..at + header + event.len as usize];
                 let end = name_bytes.iter().position(|&c| c == 0).unwrap_or(name_bytes.len());
-                if &name_bytes[..end] == name.as_bytes() {
+                if matches(&name_bytes[..end]) {
                     landed += 1;
                 }
                 at += header + event.len as usize;

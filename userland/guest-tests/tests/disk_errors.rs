@@ -126,5 +126,38 @@ fn a_b_failing_every_io_leaves_a_intact_and_the_call_answering_sigint() {
         let said = log.lines().filter(|l| l.contains(&format!("cannot sync \"{name}\""))).count();
         assert!(said <= 1, "{name} reported {said} times:\n{log}");
     }
+    // Said per name, or once for all when ext4 turned read-only after the
+    // failed journal writes (the retry is proved by the read-error test).
+    let told = log.lines().filter(|l| l.contains("cannot sync") || l.contains("dir_B is read-only")).count();
+    assert!(told >= 1, "the failing device was never said:\n{log}");
     sync.stop_within(Duration::from_secs(2));
+}
+
+/// A source file whose blocks cannot be read (EIO on A's device) is said
+/// once, retried after a back-off, and arrives once the device reads
+/// again: the documented retry, with no second message.
+#[test]
+fn a_file_that_cannot_be_read_is_said_once_and_arrives_once_its_device_reads_again() {
+    let s = Scratch::new("eio-read");
+    let b = s.dir("b");
+    let disk = Disk::on_dm(Fs::Ext4, 64);
+    let a = disk.side("a");
+    let content = megabyte(7);
+    fs::write(a.join("f"), &content).unwrap();
+    disk.sync();
+    disk.load_table(&disk.table_failing_blocks_of(&a.join("f")));
+    // Read from the device from now on, not from the page cache.
+    fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+    assert!(fs::read(a.join("f")).is_err(), "A/f can still be read: the test proves nothing");
+    let log = LogMark::now();
+    let sync = Syncer::start(&a, &b);
+    let said = "cannot sync \"f\"";
+    assert!(log.eventually_logged(said), "the read error was not said: {}", log.log());
+    // Several retries (0.5, 1, 2 s apart) while the device still fails.
+    sleep(Duration::from_secs(4));
+    assert!(!b.join("f").exists(), "B/f arrived from a device that cannot be read");
+    disk.load_table(&disk.linear_table());
+    assert!(arrives(&b.join("f"), &content), "A/f did not arrive once its device read again");
+    assert_eq!(log.lines_with(said), 1, "not said exactly once: {}", log.log());
+    sync.stop();
 }

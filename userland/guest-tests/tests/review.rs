@@ -185,14 +185,68 @@ fn pair_with_a_delete_to_mirror(name: &str) -> (guest_tests::Scratch, PathBuf, P
     (s, a, b)
 }
 
-/// Starts `a`/`b` and checks that the base was refused: a union, the
-/// delete undone, and one message.
-fn start_refuses_the_base(a: &Path, b: &Path) {
+/// Starts `a`/`b` and checks that the base was refused for `why`: a union,
+/// the delete undone, and one message.
+fn start_refuses_the_base(a: &Path, b: &Path, why: &str) {
+    let log = guest_tests::LogMark::now();
     let sync = Syncer::start(a, b);
-    assert!(arrives(&b.join("gone"), b"deleted on B"), "a base it must not trust deleted A/gone");
+    assert!(arrives(&b.join("gone"), b"deleted on B"), "a base it must not use deleted A/gone");
     assert!(a.join("gone").exists());
-    assert_eq!(logged("is not usable (Untrusted)"), 1, "no single message: {}", kernel_log());
+    let said = format!("is not usable ({why})");
+    assert_eq!(log.lines_with(&said), 1, "no single message: {}", log.log());
     sync.stop();
+}
+
+/// The base `saved` with its records replaced by `names` made-up ones
+/// (`gone/0000000`, ...), checksummed as the call would.
+fn forged_base(saved: &[u8], names: usize) -> Vec<u8> {
+    let mut base = saved[..plan::record::HEADER_LEN].to_vec();
+    let entry = plan::Entry {
+        kind: plan::Kind::File,
+        size: 1,
+        mtime: plan::Time { secs: 1_600_000_000, nanos: 0 },
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    };
+    for i in 0..names {
+        let path = format!("gone/{i:07}");
+        let len = plan::record::record_len(path.len(), plan::Kind::File, 0).unwrap();
+        let at = base.len();
+        base.resize(at + len, 0);
+        plan::record::put_record(&mut base[at..], path.as_bytes(), &entry, &[1, 2], &[0, 0], b"");
+    }
+    let sum = plan::record::checksum(&base);
+    base.extend_from_slice(&sum.to_le_bytes());
+    base
+}
+
+/// Defect 5: A base with more names than both trees have inodes in use, or
+/// more bytes than that many names need, is not used: a forged one cannot
+/// make the start take memory beyond the trees'. A union start, said once.
+#[test]
+fn a_base_larger_than_the_trees_is_not_used() {
+    let s = guest_tests::Scratch::new("base-larger");
+    let (a, b) = (s.dir("a"), s.dir("b"));
+    // File systems of their own: a handful of inodes in use.
+    guest_tests::mount_tmpfs(&a);
+    guest_tests::mount_tmpfs(&b);
+    // 20 names fit in the bytes allowed and are refused while decoding;
+    // 1000 are refused by the file's size.
+    for forged in [20, 1000] {
+        fs::write(a.join("keep"), b"kept").unwrap();
+        fs::write(a.join("gone"), b"deleted on B").unwrap();
+        let sync = Syncer::start(&a, &b);
+        assert!(arrives(&b.join("gone"), b"deleted on B"));
+        sync.stop();
+        fs::remove_file(b.join("gone")).unwrap();
+        let saved = fs::read(a.join(BASE_FILE)).unwrap();
+        fs::write(a.join(BASE_FILE), forged_base(&saved, forged)).unwrap();
+        start_refuses_the_base(&a, &b, "LargerThanTheTrees");
+    }
+    for side in [&a, &b] {
+        guest_tests::umount(side, false).unwrap();
+    }
 }
 
 /// Defect 5: A base file another user owns is not trusted: a union start.
@@ -200,7 +254,7 @@ fn start_refuses_the_base(a: &Path, b: &Path) {
 fn a_base_owned_by_another_user_is_not_trusted() {
     let (_s, a, b) = pair_with_a_delete_to_mirror("base-other-owner");
     std::os::unix::fs::chown(a.join(BASE_FILE), Some(65534), Some(65534)).unwrap();
-    start_refuses_the_base(&a, &b);
+    start_refuses_the_base(&a, &b, "Untrusted");
 }
 
 /// Defect 5: Nor one that others may write.
@@ -208,7 +262,7 @@ fn a_base_owned_by_another_user_is_not_trusted() {
 fn a_base_others_may_write_is_not_trusted() {
     let (_s, a, b) = pair_with_a_delete_to_mirror("base-others-write");
     fs::set_permissions(a.join(BASE_FILE), fs::Permissions::from_mode(0o666)).unwrap();
-    start_refuses_the_base(&a, &b);
+    start_refuses_the_base(&a, &b, "Untrusted");
 }
 
 /// Defect 5: The trusted base still works: the same delete is mirrored.
@@ -252,31 +306,19 @@ fn a_write_lease_on_one_file_does_not_stall_the_others() {
 /// 100 ms.
 #[test]
 fn sigint_while_a_base_of_500000_names_loads_ends_within_100ms() {
-    let (s, a, b) = pair("big-base");
-    s.file("a/f", b"f");
+    let (_s, _, b) = pair("big-base");
+    // On btrfs, which counts no inodes: nothing bounds the base by the
+    // trees (see a_base_larger_than_the_trees_is_not_used).
+    let disk = Disk::new(Fs::Btrfs, 256);
+    let a = disk.side("a");
+    fs::write(a.join("f"), b"f").unwrap();
     let sync = Syncer::start(&a, &b);
     assert!(arrives(&b.join("f"), b"f"));
     sync.stop();
+    // The last save ends after the call, flushing btrfs.
+    assert!(eventually(ARRIVAL, || a.join(BASE_FILE).exists()), "no base was saved");
     let saved = fs::read(a.join(BASE_FILE)).unwrap();
-    let mut base = saved[..plan::record::HEADER_LEN].to_vec();
-    let entry = plan::Entry {
-        kind: plan::Kind::File,
-        size: 1,
-        mtime: plan::Time { secs: 1_600_000_000, nanos: 0 },
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-    };
-    for i in 0..500_000 {
-        let path = format!("gone/{i:07}");
-        let len = plan::record::record_len(path.len(), plan::Kind::File, 0).unwrap();
-        let at = base.len();
-        base.resize(at + len, 0);
-        plan::record::put_record(&mut base[at..], path.as_bytes(), &entry, &[1, 2], &[0, 0], b"");
-    }
-    let sum = plan::record::checksum(&base);
-    base.extend_from_slice(&sum.to_le_bytes());
-    fs::write(a.join(BASE_FILE), &base).unwrap();
+    fs::write(a.join(BASE_FILE), forged_base(&saved, 500_000)).unwrap();
     let sync = Syncer::start_entering(&a, &b);
     sleep(Duration::from_millis(300));
     // Still loading: in the call (the CLI said so before it), running rather
@@ -285,6 +327,93 @@ fn sigint_while_a_base_of_500000_names_loads_ends_within_100ms() {
     assert!(sync.running(), "the base loaded within 300 ms: the test proves nothing");
     assert_eq!(logged("remembered names are missing"), 0, "the base loaded within 300 ms: the test proves nothing");
     sync.stop_within(Duration::from_millis(100));
+}
+
+/// How much longer each write to [`slow_disk`] takes: a USB stick that
+/// stalls, a network block device far away.
+const SLOW_WRITE_MS: u32 = 1000;
+
+/// ext4 on a device whose every write and flush takes [`SLOW_WRITE_MS`]
+/// longer, with a side `b` on it.
+fn slow_disk() -> (Disk, PathBuf) {
+    let disk = Disk::on_dm(Fs::Ext4, 256);
+    let b = disk.side("b");
+    disk.load_table(&disk.delay_table(SLOW_WRITE_MS));
+    (disk, b)
+}
+
+/// Defect 7: SIGINT while a copy's bytes go to a slow disk ends the call
+/// within 100 ms (the flush goes on without the caller), and leaves no
+/// temporary name; the next call brings the file.
+#[test]
+fn sigint_while_a_copy_flushes_to_a_slow_disk_ends_within_100ms() {
+    let (_s, a, _) = pair("slow-copy");
+    let (disk, b) = slow_disk();
+    let sync = Syncer::start(&a, &b);
+    // In B's page cache at once, on its device seconds later.
+    write_big(&a.join("f"), 32 << 20);
+    let flushing = eventually(ARRIVAL, || temp_in(&b).is_some() && disk.writes_in_flight() > 0);
+    assert!(flushing, "never saw the copy's bytes on their way to the disk");
+    sync.stop_within(Duration::from_millis(100));
+    guest_tests::assert_no_temp_names(&b);
+    assert!(!b.join("f").exists(), "the copy was put in place after the call returned");
+    let sync = Syncer::start(&a, &b);
+    assert!(eventually(ARRIVAL, || fs::metadata(b.join("f")).is_ok_and(|m| m.len() == 32 << 20)));
+    assert_eq!(fs::read(b.join("f")).unwrap(), fs::read(a.join("f")).unwrap());
+    sync.stop();
+}
+
+/// Defect 7: SIGKILL while the base's save flushes a slow disk ends the
+/// call within 100 ms: the caller never waits for another device.
+#[test]
+fn sigkill_while_the_save_of_the_base_flushes_a_slow_disk_ends_within_100ms() {
+    let (_s, a, _) = pair("slow-save");
+    let (disk, b) = slow_disk();
+    let mut sync = Syncer::start(&a, &b);
+    fs::write(a.join("f"), b"small").unwrap();
+    assert!(arrives(&b.join("f"), b"small"));
+    // The copy is on the disk and in place: what the disk writes next is
+    // the save flushing B (the journal that holds the rename), within a
+    // second.
+    let saving = eventually(Duration::from_secs(5), || disk.writes_in_flight() > 0);
+    assert!(saving, "never saw the save write to the disk");
+    let sent = Instant::now();
+    sync.signal(libc::SIGKILL);
+    let status = sync.wait_exit(Duration::from_secs(20)).unwrap().expect("still running after SIGKILL");
+    let took = sent.elapsed();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+    assert!(took < Duration::from_millis(100), "SIGKILL took {took:?}");
+}
+
+/// Defect 7: a save of the base that keeps failing (dir_a is full) is tried
+/// less and less often, since each try flushes both file systems; said once.
+#[test]
+fn a_save_that_keeps_failing_is_tried_less_and_less_often() {
+    let s = guest_tests::Scratch::new("save-fails");
+    let (a, b) = (s.dir("a"), s.dir("b"));
+    sh(&format!("mount -t tmpfs -o size=1m tmpfs {}", a.display()));
+    let sync = Syncer::start(&a, &b);
+    fs::write(a.join("first"), b"first").unwrap();
+    assert!(arrives(&b.join("first"), b"first"));
+    assert!(eventually(ARRIVAL, || a.join(BASE_FILE).exists()), "the base was never saved");
+    let log = guest_tests::LogMark::now();
+    // Fills A: the filler is mirrored, and the base that records it no
+    // longer fits.
+    let mut filler = fs::File::create(a.join("filler")).unwrap();
+    while filler.write_all(&[7u8; 4096]).is_ok() {}
+    drop(filler);
+    let filled = fs::metadata(a.join("filler")).unwrap().len();
+    assert!(eventually(ARRIVAL, || fs::metadata(b.join("filler")).is_ok_and(|m| m.len() == filled)));
+    let saves = guest_tests::Landings::watch_for(&a, libc::IN_CREATE);
+    assert!(log.eventually_logged(BASE_FILE), "the failing save was not said: {}", log.log());
+    let first = Instant::now();
+    sleep(Duration::from_secs(8));
+    let tries = saves.count_where(|name| name.starts_with(guest_tests::TEMP_PREFIX.as_bytes()));
+    // Every second: 9 tries in 8 s. Backing off (1, 2, 4 s): 3.
+    assert!((2..=4).contains(&tries), "{tries} tries to save in {:?}", first.elapsed());
+    assert_eq!(log.lines_with(BASE_FILE), 1, "{}", log.log());
+    sync.stop();
+    guest_tests::umount(&a, false).unwrap();
 }
 
 /// Defect 8: A name the caller can no longer look up (another user's `chmod 700`
