@@ -156,7 +156,9 @@ fn a_users_file_named_like_a_temporary_is_mirrored_and_kept() {
     sync.stop();
 }
 
-/// Two files of `len` bytes that differ in their last byte, with one mtime.
+/// A signal that comes while the sync compares two large files byte by
+/// byte ends the call within 100 ms: the compare checks for a stop between
+/// its reads.
 #[test]
 fn sigint_while_comparing_two_large_files_ends_within_100ms() {
     let (s, a, b) = pair("stop-compare");
