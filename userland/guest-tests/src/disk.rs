@@ -208,16 +208,6 @@ impl Disk {
         format!("0 {} delay {} 0 0 {} 0 {write_ms}", self.sectors, self.loop_dev, self.loop_dev)
     }
 
-    /// How many writes the device has started and not finished.
-    pub fn writes_in_flight(&self) -> u64 {
-        use std::os::unix::fs::MetadataExt;
-        let rdev = fs::metadata(&self.dev).unwrap_or_else(|e| panic!("stat {}: {e}", self.dev)).rdev();
-        let (major, minor) = (libc::major(rdev), libc::minor(rdev));
-        let inflight = fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/inflight"))
-            .unwrap_or_else(|e| panic!("read the in-flight I/O of {}: {e}", self.dev));
-        inflight.split_whitespace().nth(1).and_then(|w| w.parse().ok()).expect("reads and writes in flight")
-    }
-
     /// Up 0 s, down 180 s: every write is dropped (and reported done).
     pub fn flakey_drop_writes_table(&self) -> String {
         format!("0 {} flakey {} 0 0 180 1 drop_writes", self.sectors, self.loop_dev)

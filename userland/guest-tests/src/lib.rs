@@ -559,6 +559,17 @@ pub fn tasks_in_d_state() -> Vec<String> {
     stuck
 }
 
+/// True when some task waits in the kernel with every one of `frames` on
+/// its stack (`/proc/PID/stack`, root only): the witness that a flush is
+/// under way. A device's own in-flight count cannot be: device-mapper's
+/// `delay` target holds its writes before they are counted.
+pub fn a_task_waits_in(frames: &[&str]) -> bool {
+    procfs::process::all_processes().expect("list /proc").flatten().any(|process| {
+        fs::read_to_string(format!("/proc/{}/stack", process.pid()))
+            .is_ok_and(|stack| frames.iter().all(|frame| stack.contains(frame)))
+    })
+}
+
 /// The kernel log.
 pub fn kernel_log() -> String {
     let out = Command::new("dmesg").output().expect("run dmesg");

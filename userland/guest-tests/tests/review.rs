@@ -348,11 +348,14 @@ fn slow_disk() -> (Disk, PathBuf) {
 #[test]
 fn sigint_while_a_copy_flushes_to_a_slow_disk_ends_within_100ms() {
     let (_s, a, _) = pair("slow-copy");
-    let (disk, b) = slow_disk();
+    let (_disk, b) = slow_disk();
     let sync = Syncer::start(&a, &b);
     // In B's page cache at once, on its device seconds later.
     write_big(&a.join("f"), 32 << 20);
-    let flushing = eventually(ARRIVAL, || temp_in(&b).is_some() && disk.writes_in_flight() > 0);
+    let flushing = eventually(ARRIVAL, || {
+        sleep(Duration::from_millis(10));
+        temp_in(&b).is_some() && guest_tests::a_task_waits_in(&["usac", "ext4_sync_file"])
+    });
     assert!(flushing, "never saw the copy's bytes on their way to the disk");
     sync.stop_within(Duration::from_millis(100));
     guest_tests::assert_no_temp_names(&b);
@@ -368,15 +371,17 @@ fn sigint_while_a_copy_flushes_to_a_slow_disk_ends_within_100ms() {
 #[test]
 fn sigkill_while_the_save_of_the_base_flushes_a_slow_disk_ends_within_100ms() {
     let (_s, a, _) = pair("slow-save");
-    let (disk, b) = slow_disk();
+    let (_disk, b) = slow_disk();
     let mut sync = Syncer::start(&a, &b);
     fs::write(a.join("f"), b"small").unwrap();
     assert!(arrives(&b.join("f"), b"small"));
-    // The copy is on the disk and in place: what the disk writes next is
-    // the save flushing B (the journal that holds the rename), within a
-    // second.
-    let saving = eventually(Duration::from_secs(5), || disk.writes_in_flight() > 0);
-    assert!(saving, "never saw the save write to the disk");
+    // The copy is on the disk and in place: the save comes next, and its
+    // flush of B (the journal that holds the rename) waits for the disk.
+    let saving = eventually(ARRIVAL, || {
+        sleep(Duration::from_millis(10));
+        guest_tests::a_task_waits_in(&["save_base", "sync_filesystem"])
+    });
+    assert!(saving, "never saw the save flush the slow disk");
     let sent = Instant::now();
     sync.signal(libc::SIGKILL);
     let status = sync.wait_exit(Duration::from_secs(20)).unwrap().expect("still running after SIGKILL");
