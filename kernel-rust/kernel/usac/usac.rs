@@ -4,7 +4,20 @@
 //! the calling process gets a signal.
 //!
 //! `entry.c` copies the two paths from user space and calls
-//! [`usac_real_time_sync`]; everything else lives here.
+//! [`usac_real_time_sync`]; everything else lives here. A change flows:
+//!
+//! ```text
+//! event    fsnotify calls the group's handler      notify.rs
+//! pending  it records the dirty name, wakes up     events.rs
+//! loop     the thread takes a batch of names       engine/run.rs
+//! scan     a directory's names join the batch      engine/scan.rs
+//! decide   both sides and the base -> an action    engine/decide.rs, plan.rs
+//! apply    copy, remove, keep both versions        engine/{apply,remove,conflict}.rs
+//! base     what both agree on, saved in dir_a      engine/remember.rs, base.rs, record.rs
+//! ```
+//!
+//! Every file system call goes through the small types of `vfs.rs` and
+//! `path.rs`; the engine holds no `unsafe`.
 
 use kernel::error::code::{EINTR, EINVAL, ENOENT, ERESTARTSYS};
 use kernel::ffi::{c_char, c_long};

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Mirroring a deletion: a file or a whole tree, except what changed on
+//! that side since (it is newer than the delete, and mirrored back).
+
+use super::*;
+
+impl Engine {
+    /// True when an event on `side` named `path` that the thread has not
+    /// acted on yet: in the batch at work (`recent`, sorted), or still
+    /// pending. Such an entry is newer than the decision to remove.
+    pub(super) fn changed_meanwhile(&self, side: Side, path: &[u8], recent: &[Dirty]) -> bool {
+        let first = recent.partition_point(|d| d.path.as_slice() < path);
+        let in_batch = recent[first..]
+            .iter()
+            .take_while(|d| d.path.as_slice() == path)
+            .any(|d| d.why.changed_on(side));
+        in_batch || self.events.named_on(side, path)
+    }
+
+    /// Removes `rel` from `side`: a file, or a whole directory tree. What
+    /// was changed on `side` since (a file created while the user's `rm -rf`
+    /// ran on the other side) stays, with the directories that hold it: it
+    /// is newer than the delete, and mirrored back.
+    ///
+    /// A file or symlink goes only if it is still `seen` (the entry looked
+    /// at, with its change cookie), when given.
+    pub(super) fn remove_tree(
+        &self,
+        side: Side,
+        rel: &[u8],
+        recent: &[Dirty],
+        seen: Option<(&Held, u32)>,
+    ) -> Result {
+        let root = self.root(side);
+        let Some(held) = vfs::lookup(root, rel)? else {
+            return Ok(());
+        };
+        if held.stat()?.kind != Kind::Dir {
+            return match seen {
+                Some((seen, cookie)) => {
+                    if held.ino() != seen.ino() || (cookie != 0 && held.change_cookie()? != cookie)
+                    {
+                        return Err(EAGAIN);
+                    }
+                    vfs::unlink_entry(root, rel, seen)
+                }
+                None => vfs::unlink(root, rel),
+            };
+        }
+        drop(held);
+        // Post-order without recursion: the kernel stack is small.
+        let mut stack: KVVec<(KVec<u8>, bool)> = KVVec::new();
+        stack.push((clone_bytes(rel)?, false), GFP)?;
+        let mut kept = false;
+        while let Some((dir, emptied)) = vec::pop(&mut stack) {
+            thread::yield_now();
+            if thread::should_stop() {
+                return Err(EINTR);
+            }
+            if emptied {
+                match vfs::rmdir(root, &dir) {
+                    Err(e) if e == vfs::not_empty() => kept = true,
+                    Err(e) if e != ENOENT => return Err(e),
+                    _ => {}
+                }
+                continue;
+            }
+            let entries = vfs::list_dir(root, &dir, &thread::should_stop)?;
+            stack.push((clone_bytes(&dir)?, true), GFP)?;
+            for listed in entries.iter() {
+                let path = vfs::join(&dir, listed.name)?;
+                let is_dir = listed.is_dir()
+                    || (listed.type_unknown()
+                        && vfs::lookup(root, &path)?
+                            .map(|h| h.stat())
+                            .transpose()?
+                            .map(|e| e.kind)
+                            == Some(Kind::Dir));
+                thread::yield_now();
+                if thread::should_stop() {
+                    return Err(EINTR);
+                }
+                // Only what both sides agreed on goes: anything newer (never
+                // synced, or changed since) stays, and is mirrored back.
+                let agreed = self.base.lock().get(&path)?;
+                let mut looked_at = None;
+                let as_agreed = match agreed {
+                    Some((agreed, _)) if is_dir => agreed.kind == Kind::Dir,
+                    Some((agreed, ids)) => {
+                        let i = index(side);
+                        let (ino, cookie) = (ids.inos[i], ids.cookies[i]);
+                        match self.stat(side, &path)? {
+                            Some((held, now)) => {
+                                let same = now.unchanged_since(&agreed)
+                                    && (ino == 0 || held.ino() == ino)
+                                    && (cookie == 0 || held.change_cookie()? == cookie);
+                                looked_at = Some(held);
+                                same
+                            }
+                            None => true,
+                        }
+                    }
+                    None => false,
+                };
+                if !as_agreed || self.changed_meanwhile(side, &path, recent) {
+                    kept = true;
+                    continue;
+                }
+                if is_dir {
+                    stack.push((path, false), GFP)?;
+                } else if let Some(held) = looked_at {
+                    // Only the inode that was checked: one the user put
+                    // there since stays.
+                    match vfs::unlink_entry(root, &path, &held) {
+                        Err(e) if e == EAGAIN => kept = true,
+                        Err(e) if e != ENOENT => return Err(e),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        // What stayed is newer than what was agreed on: the directory is
+        // no longer as agreed, and its parent's reconciliation (which then
+        // has no base for it) mirrors what stayed back to the other side.
+        if kept {
+            self.forgotten(rel)?;
+            return Err(vfs::not_empty());
+        }
+        Ok(())
+    }
+}
