@@ -10,6 +10,7 @@ use crate::creds::Cred;
 use crate::events::{Dirty, Events, Move, MAX_LOST_DIRS};
 use crate::failures::Failures;
 use crate::memcg::{self, CallerMemcg, GFP};
+use crate::naming;
 use crate::notify::{DirRef, Group, InodeId};
 use crate::path::DirPath;
 use crate::plan::{self, Action, Entry, Holds, Kind, Reason, Side, Time};

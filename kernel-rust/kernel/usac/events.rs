@@ -8,8 +8,9 @@
 //! mark fsnotify frees takes the events with it.
 
 use crate::memcg::{self, GFP};
+use crate::naming;
 use crate::notify::{Change, DirRef, EventSink, InodeId, Moved, WatchedDir};
-use crate::plan::{self, Reason, Side};
+use crate::plan::{Reason, Side};
 use crate::record;
 use crate::thread::TaskOnce;
 use core::ptr;
@@ -188,7 +189,7 @@ impl Events {
 
 impl EventSink for Events {
     fn changed(&self, dir: &WatchedDir<'_>, name: &[u8], moved: Option<Moved>, how: Change) {
-        if plan::is_temp_name_of(self.call_id, name)
+        if naming::is_temp_name_of(self.call_id, name)
             || (dir.path().is_empty() && name == record::FILE_NAME)
             || self.caused_by_sync_thread()
         {

@@ -12,7 +12,7 @@
 //! loop     the thread takes a batch of names       engine/run.rs
 //! scan     a directory's names join the batch      engine/scan.rs
 //! decide   both sides and the base -> an action    engine/decide.rs, plan.rs
-//! apply    copy, remove, keep both versions        engine/{apply,remove,conflict}.rs
+//! apply    copy, remove, keep both versions        engine/{apply,remove,conflict}.rs, naming.rs
 //! base     what both agree on, saved in dir_a      engine/remember.rs, base.rs, record.rs
 //! ```
 //!
@@ -31,6 +31,7 @@ mod events;
 mod failures;
 mod inode;
 mod memcg;
+pub mod naming;
 mod notify;
 mod path;
 pub mod plan;

@@ -1,4 +1,4 @@
-//! The kernel core's planner, compiled unchanged from the kernel tree so the
+//! The kernel core's planner (and the names it makes), compiled unchanged from the kernel tree so the
 //! decisions the sync thread makes are tested in seconds on the host.
 
 // Formatted by the kernel's rules (`make rustfmt`), not this workspace's.
@@ -7,9 +7,14 @@
 mod plan;
 
 #[rustfmt::skip]
+#[path = "../../../kernel-rust/kernel/usac/naming.rs"]
+mod naming;
+
+#[rustfmt::skip]
 #[path = "../../../kernel-rust/kernel/usac/record.rs"]
 pub mod record;
 
+pub use self::naming::*;
 pub use self::plan::*;
 
 #[cfg(test)]

@@ -72,7 +72,7 @@ impl Engine {
         let to = from.other();
         let (dir, name) = vfs::split(rel);
         let seq = self.temp_seq.fetch_add(1, Ordering::Relaxed);
-        let temp = plan::temp_name(self.call_id, seq);
+        let temp = naming::temp_name(self.call_id, seq);
         let temp_rel = vfs::join(dir, &temp)?;
         let looked_up;
         let (source, cookie) = match source {

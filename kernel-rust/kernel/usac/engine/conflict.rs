@@ -72,10 +72,10 @@ impl Engine {
         name: &[u8],
         lost: &Entry,
     ) -> Result<KVec<u8>> {
-        let suffix = plan::conflict_suffix(lost.mtime.secs);
-        let mut buf = [0u8; plan::NAME_MAX];
+        let suffix = naming::conflict_suffix(lost.mtime.secs);
+        let mut buf = [0u8; naming::NAME_MAX];
         for n in 0..100u8 {
-            let len = plan::conflict_name(name, &suffix, n, &mut buf);
+            let len = naming::conflict_name(name, &suffix, n, &mut buf);
             let aside = clone_bytes(&buf[..len])?;
             let rel = vfs::join(dir, &aside)?;
             if self.stat(Side::A, &rel)?.is_none() && self.stat(Side::B, &rel)?.is_none() {

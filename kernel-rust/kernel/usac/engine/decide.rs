@@ -62,7 +62,7 @@ impl Engine {
         recent: &[Dirty],
     ) -> Result {
         let name = vfs::split(rel).1;
-        if let Some(call) = plan::temp_call(name) {
+        if let Some(call) = naming::temp_call(name) {
             return self.temp_of_another_call(call, rel);
         }
         for side in [Side::A, Side::B] {

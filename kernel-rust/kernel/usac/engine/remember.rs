@@ -138,7 +138,7 @@ impl Engine {
         if !self.a.same_file_system(&self.b) {
             self.a.sync_file_system()?;
         }
-        let temp = plan::temp_name(self.call_id, self.temp_seq.fetch_add(1, Ordering::Relaxed));
+        let temp = naming::temp_name(self.call_id, self.temp_seq.fetch_add(1, Ordering::Relaxed));
         let written = vfs::write_new_file(&self.a, &temp, &bytes)
             .and_then(|()| vfs::rename_in(&self.a, b"", &temp, record::FILE_NAME, Target::Replace));
         match written {

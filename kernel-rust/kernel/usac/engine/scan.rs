@@ -70,7 +70,7 @@ impl Engine {
                     continue;
                 }
                 let path = vfs::join(rel, listed.name)?;
-                if plan::is_temp_name_of(self.call_id, listed.name) {
+                if naming::is_temp_name_of(self.call_id, listed.name) {
                     // Ours, left by a copy whose directory moved under it.
                     let _ = vfs::unlink(self.root(side), &path);
                     continue;
