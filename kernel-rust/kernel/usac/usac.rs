@@ -16,7 +16,7 @@
 //! base     what both agree on, saved in dir_a      engine/remember.rs, base.rs, record.rs
 //! ```
 //!
-//! Every file system call goes through the small types of `vfs.rs` and
+//! Every file system call goes through the small types of `vfs/` and
 //! `path.rs`; the engine holds no `unsafe`.
 
 use kernel::error::code::{EINTR, EINVAL, ENOENT, ERESTARTSYS};
