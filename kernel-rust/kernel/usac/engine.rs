@@ -285,7 +285,7 @@ impl Report for Option<RateLimit> {
     fn report(&mut self, path: &[u8], err: Error) {
         if self.allows() {
             pr_warn!(
-                "cannot sync \"{}\" (error {}): retried on its next change\n",
+                "cannot sync \"{}\" (error {}): retried after a back-off and on change\n",
                 kernel::str::BStr::from_bytes(path),
                 err.to_errno()
             );

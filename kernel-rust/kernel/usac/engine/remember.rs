@@ -266,8 +266,13 @@ impl Saver {
         match thread::off_thread(move || shared.save_base(), thread::should_stop) {
             Ok(Ok(())) => self.every_ms = SAVE_EVERY_MS,
             Ok(Err(err)) => {
-                if self.every_ms == SAVE_EVERY_MS {
-                    limiter.report(record::FILE_NAME, err);
+                if self.every_ms == SAVE_EVERY_MS && limiter.allows() {
+                    pr_warn!(
+                        "cannot save {} in dir_a (error {}): retried, up to {} s apart\n",
+                        kernel::str::BStr::from_bytes(record::FILE_NAME),
+                        err.to_errno(),
+                        SAVE_RETRY_MAX_MS / 1000
+                    );
                 }
                 self.every_ms = self.every_ms.saturating_mul(2).min(SAVE_RETRY_MAX_MS);
             }
