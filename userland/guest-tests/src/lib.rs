@@ -434,7 +434,7 @@ pub fn tree_diff(a: &Path, b: &Path) -> String {
 }
 
 /// How the sync's temporary names begin (`TEMP_PREFIX` in the kernel's
-/// plan.rs).
+/// naming.rs).
 pub const TEMP_PREFIX: &str = ".usac-tmp-";
 
 /// The sync's temporary names never stay behind.
@@ -530,6 +530,37 @@ impl Landings {
                 at += header + event.len as usize;
             }
         }
+    }
+}
+
+/// A real-time busy loop on CPU 0, where the calls' sync threads are moved,
+/// while the test's own thread runs on CPU 1: the sync threads fall behind
+/// (RT throttling leaves them 5% of CPU 0) and their queues overflow. The
+/// loop ends when this is dropped.
+pub struct Starved(Child);
+
+impl Starved {
+    pub fn sync_threads() -> Starved {
+        let threads = sync_threads();
+        assert!(!threads.is_empty(), "no usac-sync thread");
+        for thread in threads {
+            assert!(Command::new("taskset").args(["-p", "1", &thread.to_string()]).output().unwrap().status.success());
+        }
+        let me = std::process::id().to_string();
+        assert!(Command::new("taskset").args(["-p", "2", &me]).output().unwrap().status.success());
+        Starved(
+            Command::new("chrt")
+                .args(["-f", "50", "taskset", "-c", "0", "sh", "-c", "while :; do :; done"])
+                .spawn()
+                .expect("start the busy loop"),
+        )
+    }
+}
+
+impl Drop for Starved {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -156,6 +156,29 @@ fn a_users_file_named_like_a_temporary_is_mirrored_and_kept() {
     sync.stop();
 }
 
+/// A temporary name of the calls' exact form whose call no longer runs (a
+/// crash left it behind) is never mirrored: the call that meets it removes
+/// it and says so once, and mirrors the rest.
+#[test]
+fn a_stale_temporary_is_removed_said_once_and_never_mirrored() {
+    let (s, a, b) = pair("stale-temp");
+    let stale = ".usac-tmp-00000000deadbeef-0000000000000001";
+    s.file(&format!("a/{stale}"), b"half a copy");
+    s.file("a/f", b"whole");
+    let log = guest_tests::LogMark::now();
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("f"), b"whole"));
+    assert!(guest_tests::gone(&a.join(stale)), "the stale temporary stayed in A");
+    assert!(
+        log.eventually_logged("a temporary copy left by a call that did not end"),
+        "its removal was not said: {}",
+        log.log()
+    );
+    assert_eq!(log.lines_with(stale), 1, "{}", log.log());
+    assert!(!b.join(stale).exists(), "the stale temporary was mirrored");
+    sync.stop();
+}
+
 /// A signal that comes while the sync compares two large files byte by
 /// byte ends the call within 100 ms: the compare checks for a stop between
 /// its reads.

@@ -146,16 +146,6 @@ fn kernel_memory_per_remembered_name_is_small() {
     sync.stop();
 }
 
-/// A busy loop, killed on drop (a failing test must not leave it running).
-struct Hog(std::process::Child);
-
-impl Drop for Hog {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn lost_events_in_one_directory_rescan_only_that_directory() {
     let (_s, a, b) = pair("lost");
@@ -171,24 +161,9 @@ fn lost_events_in_one_directory_rescan_only_that_directory() {
     let sync = Syncer::start(&a, &b);
     settled_base(&a);
     let log_mark = guest_tests::LogMark::now();
-    // The sync thread shares CPU 0 with a real-time busy loop (which the
-    // kernel's RT throttling leaves 5% of it), the test has CPU 1: the
-    // thread falls behind, and the queue overflows.
-    let thread = fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .find(|e| fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "usac-sync"))
-        .expect("no usac-sync thread")
-        .file_name();
-    sh(&format!(
-        "taskset -p 1 {} >/dev/null && taskset -p 2 {} >/dev/null",
-        thread.to_string_lossy(),
-        std::process::id()
-    ));
-    let hog = Hog(Command::new("chrt")
-        .args(["-f", "50", "taskset", "-c", "0", "sh", "-c", "while :; do :; done"])
-        .spawn()
-        .unwrap());
+    // The sync thread shares CPU 0 with a real-time busy loop, the test has
+    // CPU 1: the thread falls behind, and the queue overflows.
+    let hog = guest_tests::Starved::sync_threads();
     // 150,000 changes of 30,000 names. Among them, deletes that must hold.
     let started = Instant::now();
     for round in 0..5 {

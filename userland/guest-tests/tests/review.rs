@@ -302,6 +302,55 @@ fn a_write_lease_on_one_file_does_not_stall_the_others() {
     sync.stop();
 }
 
+/// Defect 6: A FIFO renamed over the winner's name while `keep_both` still
+/// copies the loser's version (which takes long: it is large) is not opened
+/// as the file it replaced: the sync does not block waiting for a writer,
+/// the loser's version is kept on both sides, and the FIFO is said as not
+/// mirrored.
+#[test]
+fn a_fifo_renamed_over_a_conflicts_winner_during_keep_both_never_blocks_the_sync() {
+    let (s, a, b) = pair("fifo-keep-both");
+    s.file("a/f", b"v0");
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("f"), b"v0"));
+    sync.stop();
+    // Both sides change f while no call runs; A's version is the newer.
+    write_big(&b.join("f"), 64 << 20);
+    sleep(Duration::from_millis(20));
+    fs::write(a.join("f"), b"winner").unwrap();
+    let sync = Syncer::start(&a, &b);
+    // B's version moved aside and is on its way to A: next comes the copy
+    // of A's version, looked up afresh.
+    assert!(copy_under_way(&a), "the loser's version was never copied");
+    let fifo = s.root.join("fifo");
+    let path = guest_tests::cstr(&fifo);
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0, "mkfifo");
+    let log = guest_tests::LogMark::now();
+    fs::rename(&fifo, a.join("f")).unwrap();
+    assert!(temp_in(&a).is_some(), "the loser's copy had ended before the FIFO came: the test proves nothing");
+    // FIFOs are not mirrored: said, and B keeps no version under the name.
+    assert!(
+        log.eventually_logged("\"f\" not mirrored: A holds a FIFO, socket or device node there"),
+        "the FIFO was not said: {}",
+        log.log()
+    );
+    // By their metadata only: opening the FIFO would wait for a writer.
+    let big = |dir: &Path| {
+        fs::read_dir(dir).unwrap().flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("f")
+                && !name.starts_with(guest_tests::TEMP_PREFIX)
+                && e.metadata().is_ok_and(|m| m.is_file() && m.len() == 64 << 20)
+        })
+    };
+    assert!(eventually(ARRIVAL, || big(&a) && big(&b)), "B's version was not kept on both sides");
+    assert!(!b.join("f").exists(), "B holds a version of what A replaced by a FIFO");
+    fs::write(a.join("sentinel"), b"x").unwrap();
+    assert!(arrives(&b.join("sentinel"), b"x"), "the sync thread is stuck");
+    sync.stop_within(Duration::from_millis(100));
+}
+
 /// Defect 7: SIGINT while a base of 500,000 names loads ends the call within
 /// 100 ms.
 #[test]

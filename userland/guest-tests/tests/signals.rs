@@ -1,8 +1,10 @@
 //! How the call ends: signals that end it, the job-control stop that must
 //! not, and SIGKILL.
 
-use guest_tests::{arrives, mount_tmpfs, pair, umount, Scratch, Syncer};
+use guest_tests::{arrives, eventually, mount_tmpfs, pair, umount, Scratch, Syncer, ARRIVAL, BASE_FILE};
 use std::fs;
+use std::path::Path;
+use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 fn ends_cleanly_on(sig: i32) {
@@ -26,6 +28,78 @@ fn sigint_ends_the_call_with_0_within_100ms() {
 #[test]
 fn sigterm_ends_the_call_with_0_within_100ms() {
     ends_cleanly_on(libc::SIGTERM);
+}
+
+#[test]
+fn sighup_ends_the_call_with_0_within_100ms() {
+    ends_cleanly_on(libc::SIGHUP);
+}
+
+/// True when the base in `a` records `name`.
+fn base_records(a: &Path, name: &str) -> bool {
+    fs::read(a.join(BASE_FILE)).is_ok_and(|base| base.windows(name.len()).any(|w| w == name.as_bytes()))
+}
+
+/// The base is saved when `sig` ends the call: a name mirrored after the
+/// last periodic save (at most one a second) is in it once the call ended.
+fn saves_the_base_when_ended_by(sig: i32) {
+    let (s, a, b) = pair("save-at-end");
+    s.file("a/first", b"1");
+    let mut syncer = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("first"), b"1"));
+    assert!(eventually(ARRIVAL, || base_records(&a, "first")), "the base was never saved");
+    let last = "mirrored-after-the-last-periodic-save";
+    fs::write(a.join(last), b"2").unwrap();
+    assert!(arrives(&b.join(last), b"2"));
+    assert!(!base_records(&a, last), "a periodic save came before the signal: the test proves nothing");
+    syncer.signal(sig);
+    syncer.wait_exit(Duration::from_secs(5)).unwrap().expect("still running after the signal");
+    // The last save goes on after the call returned.
+    assert!(eventually(ARRIVAL, || base_records(&a, last)), "the base was not saved when the call ended");
+}
+
+#[test]
+fn the_base_is_saved_when_sigint_ends_the_call() {
+    saves_the_base_when_ended_by(libc::SIGINT);
+}
+
+#[test]
+fn the_base_is_saved_when_sigkill_ends_the_call() {
+    saves_the_base_when_ended_by(libc::SIGKILL);
+}
+
+/// Context switches of task `pid` so far, voluntary or not.
+fn switches(pid: i32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .filter(|line| line.contains("ctxt_switches"))
+        .map(|line| line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// An idle call costs nothing: once its base is saved, neither its thread
+/// nor the caller wakes up in 5 s (no timer, no polling); a change does
+/// wake the thread, so the count counts.
+#[test]
+fn an_idle_call_never_wakes_up() {
+    let (s, a, b) = pair("idle");
+    s.file("a/f", b"f");
+    let earlier = guest_tests::sync_threads();
+    let syncer = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("f"), b"f"));
+    assert!(eventually(ARRIVAL, || a.join(BASE_FILE).exists()), "the base was never saved");
+    let thread = guest_tests::sync_threads().into_iter().find(|t| !earlier.contains(t)).expect("no sync thread");
+    // Past the saver's last wake-up.
+    sleep(Duration::from_secs(2));
+    let before = (switches(thread), switches(syncer.pid()));
+    sleep(Duration::from_secs(5));
+    let after = (switches(thread), switches(syncer.pid()));
+    assert_eq!(after, before, "an idle call woke up (thread, caller)");
+    fs::write(a.join("g"), b"g").unwrap();
+    assert!(arrives(&b.join("g"), b"g"));
+    assert!(switches(thread) > after.0, "a change did not count as a wake-up: the test proves nothing");
+    syncer.stop();
 }
 
 #[test]

@@ -251,6 +251,50 @@ fn a_damaged_base_deletes_nothing() {
     sync.stop();
 }
 
+/// True when the base in `a` records `name`.
+fn base_records(a: &Path, name: &str) -> bool {
+    fs::read(a.join(BASE_FILE)).is_ok_and(|base| base.windows(name.len()).any(|w| w == name.as_bytes()))
+}
+
+/// After `spoil` did something to the base while no call ran, a delete made
+/// meanwhile is not mirrored: without a usable base the start is a union.
+/// What `said` names is in the kernel log, once.
+fn union_start_after(spoil: impl FnOnce(&Path), said: Option<&str>) {
+    let (s, a, b) = pair("union-start");
+    s.file("a/removed-from-b", b"x");
+    s.file("a/kept", b"y");
+    let sync = Syncer::start(&a, &b);
+    both_hold(&a, &b, &[("removed-from-b", b"x"), ("kept", b"y")]);
+    // Saved while the call runs, so that its last save, which ends after
+    // it returned, has nothing left to write over what `spoil` does.
+    assert!(eventually(ARRIVAL, || base_records(&a, "removed-from-b") && base_records(&a, "kept")));
+    sync.stop();
+    spoil(&a.join(BASE_FILE));
+    fs::remove_file(b.join("removed-from-b")).unwrap();
+    let log = guest_tests::LogMark::now();
+    let sync = Syncer::start(&a, &b);
+    both_hold(&a, &b, &[("removed-from-b", b"x"), ("kept", b"y")]);
+    if let Some(said) = said {
+        assert_eq!(log.lines_with(said), 1, "{}", log.log());
+    }
+    sync.stop();
+}
+
+#[test]
+fn a_deleted_base_means_a_union_start() {
+    union_start_after(|base| fs::remove_file(base).unwrap(), None);
+}
+
+#[test]
+fn a_truncated_base_means_a_union_start_and_is_said() {
+    union_start_after(
+        // Cut within its header: a cut further on fails the checksum, and
+        // is said as damaged (a_damaged_base_deletes_nothing).
+        |base| fs::OpenOptions::new().write(true).open(base).unwrap().set_len(16).unwrap(),
+        Some("is not usable (Truncated): nothing is deleted at start"),
+    );
+}
+
 /// Found by the model run (seed 2, two-sided phase): `rm -rf` of a
 /// directory on one side and, at once, the same directory made again with a
 /// new version of a file in it. The new version must reach the other side,
