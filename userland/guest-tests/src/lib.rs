@@ -322,6 +322,22 @@ pub const ARRIVAL: Duration = Duration::from_secs(20);
 /// `dir_a`: part of the contract, never mirrored.
 pub const BASE_FILE: &str = ".real-time-sync-base";
 
+/// True when the base saved in `a` names `name`.
+pub fn base_records(a: &Path, name: &str) -> bool {
+    fs::read(a.join(BASE_FILE)).is_ok_and(|base| base.windows(name.len()).any(|w| w == name.as_bytes()))
+}
+
+/// Makes a FIFO at `path`.
+pub fn mkfifo(path: &Path) -> io::Result<()> {
+    let c = cstr(path);
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o644) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Every entry below `root` (the base file aside), relative to `root`,
 /// sorted, with what the contract mirrors of it: a regular file's
 /// permission bits, mtime and content; a directory's permission bits (its

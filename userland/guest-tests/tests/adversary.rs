@@ -78,7 +78,7 @@ fn random_operation(rng: &mut Rng, a: &Path, outside: &Path, n: u64) {
             &name,
             fs::Permissions::from_mode([0o6755, 0o4711, 0o2755, 0o644][rng.below(4) as usize]),
         ),
-        5 => nix_mkfifo(&scratch).and_then(|()| fs::rename(&scratch, &name)),
+        5 => guest_tests::mkfifo(&scratch).and_then(|()| fs::rename(&scratch, &name)),
         6 => UnixListener::bind(&scratch).and_then(|_| fs::rename(&scratch, &name)),
         // A directory swapped for a symlink out of the tree, and back.
         7 => {
@@ -136,15 +136,6 @@ fn write_new(path: &Path, mode: u32, body: &[u8]) -> std::io::Result<()> {
     std::io::Write::write_all(&mut f, body)
 }
 
-fn nix_mkfifo(path: &Path) -> std::io::Result<()> {
-    let c = CString::new(path.as_os_str().as_bytes())?;
-    // SAFETY: a NUL-terminated path.
-    if unsafe { libc::mkfifo(c.as_ptr(), 0o644) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
 
 /// Directories of long names until the path nears PATH_MAX.
 fn deep_path(a: &Path, n: u64) -> std::io::Result<()> {

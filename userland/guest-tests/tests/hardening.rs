@@ -193,11 +193,7 @@ fn sigint_while_comparing_two_large_files_ends_within_100ms() {
     fs::write(b.join("big"), &content).unwrap();
     sh(&format!("touch -d @1700000000 {}/big {}/big", a.display(), b.display()));
     let sync = Syncer::start(&a, &b);
-    let base = a.join(guest_tests::BASE_FILE);
-    assert!(
-        eventually(ARRIVAL, || fs::read(&base).is_ok_and(|saved| saved.windows(3).any(|w| w == b"big"))),
-        "no base with the twins saved after the start"
-    );
+    assert!(eventually(ARRIVAL, || guest_tests::base_records(&a, "big")), "no base with the twins saved after the start");
     // A third version renamed onto A's name from outside the tree, with the
     // same size and mtime: only the bytes can tell, so the sync compares
     // them, to the last byte, where they differ.
@@ -248,9 +244,7 @@ fn a_fifo_swapped_in_for_a_file_never_blocks_the_sync() {
         let _ = fs::remove_file(&name);
         fs::write(&name, format!("round {round}")).unwrap();
         let fifo = spare.join("fifo");
-        let path = guest_tests::cstr(&fifo);
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0, "mkfifo");
+        guest_tests::mkfifo(&fifo).unwrap();
         // Same file system: the rename replaces the file the sync is about
         // to copy, at any moment of its work.
         fs::rename(&fifo, &name).unwrap();

@@ -323,9 +323,7 @@ fn a_fifo_renamed_over_a_conflicts_winner_during_keep_both_never_blocks_the_sync
     // of A's version, looked up afresh.
     assert!(copy_under_way(&a), "the loser's version was never copied");
     let fifo = s.root.join("fifo");
-    let path = guest_tests::cstr(&fifo);
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0, "mkfifo");
+    guest_tests::mkfifo(&fifo).unwrap();
     let log = guest_tests::LogMark::now();
     fs::rename(&fifo, a.join("f")).unwrap();
     assert!(temp_in(&a).is_some(), "the loser's copy had ended before the FIFO came: the test proves nothing");

@@ -1,9 +1,8 @@
 //! How the call ends: signals that end it, the job-control stop that must
 //! not, and SIGKILL.
 
-use guest_tests::{arrives, eventually, mount_tmpfs, pair, umount, Scratch, Syncer, ARRIVAL, BASE_FILE};
+use guest_tests::{base_records, arrives, eventually, mount_tmpfs, pair, umount, Scratch, Syncer, ARRIVAL, BASE_FILE};
 use std::fs;
-use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -36,9 +35,6 @@ fn sighup_ends_the_call_with_0_within_100ms() {
 }
 
 /// True when the base in `a` records `name`.
-fn base_records(a: &Path, name: &str) -> bool {
-    fs::read(a.join(BASE_FILE)).is_ok_and(|base| base.windows(name.len()).any(|w| w == name.as_bytes()))
-}
 
 /// The base is saved when `sig` ends the call: a name mirrored after the
 /// last periodic save (at most one a second) is in it once the call ended.

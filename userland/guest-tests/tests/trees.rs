@@ -103,9 +103,7 @@ fn symlinks_modes_mtimes_and_hard_links() {
     assert!(eventually(ARRIVAL, || fs::metadata(b.join("file")).unwrap().modified().unwrap() == past));
     // FIFOs are skipped, said once, and the call goes on.
     let log_mark = guest_tests::LogMark::now();
-    let fifo = guest_tests::cstr(&a.join("fifo"));
-    // SAFETY: a valid path string.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    guest_tests::mkfifo(&a.join("fifo")).unwrap();
     s.file("a/after-fifo", b"still syncing");
     assert!(arrives(&b.join("after-fifo"), b"still syncing"));
     assert!(!b.join("fifo").exists());
