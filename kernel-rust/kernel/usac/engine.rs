@@ -9,6 +9,7 @@ use crate::base::{Base, Ids};
 use crate::creds::Cred;
 use crate::events::{Dirty, Events, Move, MAX_LOST_DIRS};
 use crate::failures::Failures;
+use crate::ignore;
 use crate::memcg::{self, CallerMemcg, GFP};
 use crate::naming;
 use crate::notify::{DirRef, Group, InodeId};
@@ -37,10 +38,12 @@ mod conflict;
 mod decide;
 mod remember;
 mod remove;
+mod rules;
 mod run;
 mod scan;
 
 use remember::Finishing;
+use rules::Rules;
 
 /// Least time between two writes of a changed base while the call runs.
 const SAVE_EVERY_MS: i64 = 1000;
@@ -103,6 +106,8 @@ pub(crate) struct Engine {
     times: (u32, (i64, i64)),
     /// How copies into each side move their bytes (A's first).
     copy_ways: [vfs::CopyWays; 2],
+    /// The ignore rules of both sides; used by the thread only.
+    rules: Pin<KBox<Mutex<Rules>>>,
     /// Names said once not to be mirrored, not said again.
     told: Pin<KBox<Mutex<KVVec<KVec<u8>>>>>,
     /// One save of the base at a time: the periodic ones run off the thread
@@ -143,6 +148,7 @@ impl Engine {
             holds,
             times: holds[0].common_times(&holds[1]),
             copy_ways: [vfs::CopyWays::new(), vfs::CopyWays::new()],
+            rules: KBox::pin_init(kernel::new_mutex!(Rules::new(), "usac_rules"), GFP)?,
             told: KBox::pin_init(kernel::new_mutex!(KVVec::new(), "usac_told"), GFP)?,
             saving: KBox::pin_init(kernel::new_mutex!((), "usac_saving"), GFP)?,
             registration: Arc::new(registration, GFP)?,

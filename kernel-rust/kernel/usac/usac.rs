@@ -29,6 +29,7 @@ mod creds;
 mod engine;
 mod events;
 mod failures;
+pub mod ignore;
 mod inode;
 mod memcg;
 pub mod naming;

@@ -136,7 +136,6 @@ fn write_new(path: &Path, mode: u32, body: &[u8]) -> std::io::Result<()> {
     std::io::Write::write_all(&mut f, body)
 }
 
-
 /// Directories of long names until the path nears PATH_MAX.
 fn deep_path(a: &Path, n: u64) -> std::io::Result<()> {
     let mut path = a.join("deep");

@@ -193,7 +193,10 @@ fn sigint_while_comparing_two_large_files_ends_within_100ms() {
     fs::write(b.join("big"), &content).unwrap();
     sh(&format!("touch -d @1700000000 {}/big {}/big", a.display(), b.display()));
     let sync = Syncer::start(&a, &b);
-    assert!(eventually(ARRIVAL, || guest_tests::base_records(&a, "big")), "no base with the twins saved after the start");
+    assert!(
+        eventually(ARRIVAL, || guest_tests::base_records(&a, "big")),
+        "no base with the twins saved after the start"
+    );
     // A third version renamed onto A's name from outside the tree, with the
     // same size and mtime: only the bytes can tell, so the sync compares
     // them, to the last byte, where they differ.

@@ -1,7 +1,7 @@
 //! How the call ends: signals that end it, the job-control stop that must
 //! not, and SIGKILL.
 
-use guest_tests::{base_records, arrives, eventually, mount_tmpfs, pair, umount, Scratch, Syncer, ARRIVAL, BASE_FILE};
+use guest_tests::{arrives, base_records, eventually, mount_tmpfs, pair, umount, Scratch, Syncer, ARRIVAL, BASE_FILE};
 use std::fs;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -33,8 +33,6 @@ fn sigterm_ends_the_call_with_0_within_100ms() {
 fn sighup_ends_the_call_with_0_within_100ms() {
     ends_cleanly_on(libc::SIGHUP);
 }
-
-/// True when the base in `a` records `name`.
 
 /// The base is saved when `sig` ends the call: a name mirrored after the
 /// last periodic save (at most one a second) is in it once the call ended.

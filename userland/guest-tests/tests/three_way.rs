@@ -2,7 +2,7 @@
 //! must be there afterwards is said by a model of the test's own, not only
 //! by the two sides agreeing.
 
-use guest_tests::{base_records, arrives, assert_mirrored, eventually, pair, Syncer, ARRIVAL, BASE_FILE};
+use guest_tests::{arrives, assert_mirrored, base_records, eventually, pair, Syncer, ARRIVAL, BASE_FILE};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -250,8 +250,6 @@ fn a_damaged_base_deletes_nothing() {
     both_hold(&a, &b, &[("x", b"x")]);
     sync.stop();
 }
-
-/// True when the base in `a` records `name`.
 
 /// After `spoil` did something to the base while no call ran, a delete made
 /// meanwhile is not mirrored: without a usable base the start is a union.

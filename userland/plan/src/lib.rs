@@ -1,5 +1,5 @@
-//! The kernel core's planner (and the names it makes), compiled unchanged from the kernel tree so the
-//! decisions the sync thread makes are tested in seconds on the host.
+//! The kernel core's planner (and the names it makes, and its ignore rules), compiled unchanged from the kernel
+//! tree so the decisions the sync thread makes are tested in seconds on the host.
 
 // Formatted by the kernel's rules (`make rustfmt`), not this workspace's.
 #[rustfmt::skip]
@@ -11,11 +11,18 @@ mod plan;
 mod naming;
 
 #[rustfmt::skip]
+#[path = "../../../kernel-rust/kernel/usac/ignore.rs"]
+mod ignore;
+
+#[rustfmt::skip]
 #[path = "../../../kernel-rust/kernel/usac/record.rs"]
 pub mod record;
 
+pub use self::ignore::*;
 pub use self::naming::*;
 pub use self::plan::*;
 
+#[cfg(test)]
+mod ignore_tests;
 #[cfg(test)]
 mod tests;

@@ -36,6 +36,10 @@ impl Engine {
     /// not, the two names are reconciled one by one as a delete and a create.
     pub(super) fn mirror_move(&self, side: Side, from: &[u8], to: &[u8]) -> Result<Option<Kind>> {
         let other = side.other();
+        // Into or out of what the rules ignore: only the other name counts.
+        if self.verdict(from)?.ignored || self.verdict(to)?.ignored {
+            return Ok(None);
+        }
         let Some(moved) = self.stat(side, to)? else {
             return Ok(None);
         };
@@ -233,7 +237,7 @@ impl Engine {
             _ => return Err(EAGAIN),
         }
         if dst.entry.kind == Kind::Dir {
-            self.remove_tree(to, rel, &[], None)?;
+            self.remove_tree(to, rel, &[], None)?.or_not_empty()?;
             return match vfs::rename_in(self.root(to), dir, temp, name, Target::MustNotExist) {
                 Err(e) if e == EEXIST => Err(EAGAIN),
                 other => other,

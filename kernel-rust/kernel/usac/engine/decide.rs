@@ -5,6 +5,7 @@
 //! The policy lives in `plan.rs`, not here.
 
 use super::apply::Replacing;
+use super::remove::Removed;
 use super::run::park;
 use super::*;
 
@@ -50,10 +51,41 @@ impl Engine {
         Ok(seen)
     }
 
-    /// Brings one name to the same state on both sides.
+    /// Brings one name to the same state on both sides, unless the rules
+    /// ignore it; the rules are read again each time their file was
+    /// mirrored.
     ///
     /// `recent` are the changes of the batch at work, sorted by path.
     pub(super) fn sync_name(
+        &self,
+        rel: &[u8],
+        why: Reason,
+        work: &mut KVVec<Dirty>,
+        parked: &mut KVVec<Dirty>,
+        recent: &[Dirty],
+    ) -> Result {
+        if self.verdict(rel)?.ignored {
+            // Nothing of it is mirrored, and what the base knew of it is
+            // forgotten: a rule removed later brings it in as a union.
+            if self.base.lock().get(rel)?.is_some() {
+                self.forgotten(rel)?;
+            }
+            return Ok(());
+        }
+        let synced = self.sync_entry(rel, why, work, parked, recent);
+        // New rules: the whole tree again, for the names they no longer
+        // ignore.
+        let reloaded = if rel != ignore::RULES_FILE {
+            Ok(())
+        } else if self.load_rules()? {
+            push_scan(work, b"")
+        } else {
+            Ok(())
+        };
+        synced.and(reloaded)
+    }
+
+    fn sync_entry(
         &self,
         rel: &[u8],
         why: Reason,
@@ -210,7 +242,8 @@ impl Engine {
             Action::MakeDir { on } => {
                 let src = entry(on.other()).ok_or(ENOENT)?;
                 if entry(on).is_some() {
-                    self.remove_tree(on, rel, recent, source(on))?;
+                    self.remove_tree(on, rel, recent, source(on))?
+                        .or_not_empty()?;
                 }
                 vfs::mkdir(
                     self.root(on),
@@ -231,9 +264,15 @@ impl Engine {
                 self.agreed(rel, &kept, seen)?;
                 self.scan_dir(rel, work, deep_scan())
             }
-            Action::Remove { on } => self
-                .remove_tree(on, rel, recent, source(on))
-                .and_then(|()| self.forgotten(rel)),
+            Action::Remove { on } => match self.remove_tree(on, rel, recent, source(on))? {
+                Removed::All => self.forgotten(rel),
+                // The directory stays for its ignored names: still agreed
+                // on, so that no later look at it brings it back.
+                Removed::ButIgnored => self.forgotten(rel).and_then(|()| match agreed {
+                    Some(entry) => self.agreed(rel, &entry, ids),
+                    None => Ok(()),
+                }),
+            },
             Action::CopyMode { from } => {
                 let src = entry(from).ok_or(ENOENT)?;
                 self.copy_mode(from, &a, &b).and_then(|()| {

@@ -5,6 +5,24 @@
 
 use super::*;
 
+/// How much of a tree [`Engine::remove_tree`] removed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Removed {
+    All,
+    /// All but the ignored names, and the directories that hold them.
+    ButIgnored,
+}
+
+impl Removed {
+    /// `Ok` when nothing stayed: for a tree that must go to make room.
+    pub(super) fn or_not_empty(self) -> Result {
+        match self {
+            Removed::All => Ok(()),
+            Removed::ButIgnored => Err(vfs::not_empty()),
+        }
+    }
+}
+
 impl Engine {
     /// True when an event on `side` named `path` that the thread has not
     /// acted on yet: in the batch at work (`recent`, sorted), or still
@@ -23,6 +41,10 @@ impl Engine {
     /// ran on the other side) stays, with the directories that hold it: it
     /// is newer than the delete, and mirrored back.
     ///
+    /// Ignored names stay too, with the directories that hold them, and
+    /// that is said once; unless all that keeps a directory are names of
+    /// `(?d)` rules: then they go with it.
+    ///
     /// A file or symlink goes only if it is still `seen` (the entry looked
     /// at, with its change cookie), when given.
     pub(super) fn remove_tree(
@@ -31,10 +53,10 @@ impl Engine {
         rel: &[u8],
         recent: &[Dirty],
         seen: Option<(&Held, u32)>,
-    ) -> Result {
+    ) -> Result<Removed> {
         let root = self.root(side);
         let Some(held) = vfs::lookup(root, rel)? else {
-            return Ok(());
+            return Ok(Removed::All);
         };
         if held.stat()?.kind != Kind::Dir {
             return match seen {
@@ -46,13 +68,15 @@ impl Engine {
                     vfs::unlink_entry(root, rel, seen)
                 }
                 None => vfs::unlink(root, rel),
-            };
+            }
+            .map(|()| Removed::All);
         }
         drop(held);
         // Post-order without recursion: the kernel stack is small.
         let mut stack: KVVec<(KVec<u8>, bool)> = KVVec::new();
         stack.push((clone_bytes(rel)?, false), GFP)?;
         let mut kept = false;
+        let mut kept_ignored = false;
         while let Some((dir, emptied)) = vec::pop(&mut stack) {
             thread::yield_now();
             if thread::should_stop() {
@@ -60,7 +84,8 @@ impl Engine {
             }
             if emptied {
                 match vfs::rmdir(root, &dir) {
-                    Err(e) if e == vfs::not_empty() => kept = true,
+                    // Ignored names keep it, or one came since it was listed.
+                    Err(e) if e == vfs::not_empty() => kept |= !kept_ignored,
                     Err(e) if e != ENOENT => return Err(e),
                     _ => {}
                 }
@@ -68,15 +93,21 @@ impl Engine {
             }
             let entries = vfs::list_dir(root, &dir, &thread::should_stop)?;
             stack.push((clone_bytes(&dir)?, true), GFP)?;
+            // Names of `(?d)` rules: removed only if nothing else keeps `dir`.
+            let mut deletable: KVVec<(KVec<u8>, bool)> = KVVec::new();
+            let mut ignored_here = false;
             for listed in entries.iter() {
                 let path = vfs::join(&dir, listed.name)?;
-                let is_dir = listed.is_dir()
-                    || (listed.type_unknown()
-                        && vfs::lookup(root, &path)?
-                            .map(|h| h.stat())
-                            .transpose()?
-                            .map(|e| e.kind)
-                            == Some(Kind::Dir));
+                let is_dir = self.listed_is_dir(side, &path, &listed)?;
+                let verdict = self.verdict_as(&path, is_dir);
+                if verdict.deletable {
+                    deletable.push((path, is_dir), GFP)?;
+                    continue;
+                }
+                if verdict.ignored {
+                    ignored_here = true;
+                    continue;
+                }
                 thread::yield_now();
                 if thread::should_stop() {
                     return Err(EINTR);
@@ -119,6 +150,21 @@ impl Engine {
                     }
                 }
             }
+            if ignored_here {
+                kept_ignored = true;
+                continue;
+            }
+            for (path, is_dir) in deletable.into_iter() {
+                if is_dir {
+                    // Everything below it matches the same `(?d)` rule.
+                    stack.push((path, false), GFP)?;
+                    continue;
+                }
+                match vfs::unlink(root, &path) {
+                    Err(e) if e != ENOENT => return Err(e),
+                    _ => {}
+                }
+            }
         }
         // What stayed is newer than what was agreed on: the directory is
         // no longer as agreed, and its parent's reconciliation (which then
@@ -127,6 +173,10 @@ impl Engine {
             self.forgotten(rel)?;
             return Err(vfs::not_empty());
         }
-        Ok(())
+        if kept_ignored {
+            self.tell_once(rel, "holds ignored names in it: kept there with them", side)?;
+            return Ok(Removed::ButIgnored);
+        }
+        Ok(Removed::All)
     }
 }

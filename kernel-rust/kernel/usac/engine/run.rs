@@ -30,6 +30,14 @@ impl Engine {
         let mut room = None;
         let mut started = false;
         let mut failures = Failures::new();
+        // Before the first batch, which reconciles the whole tree.
+        if let Err(err) = self.load_rules().map(drop) {
+            pr_warn!(
+                "cannot read {} (error {}): read again when it changes\n",
+                kernel::str::BStr::from_bytes(ignore::RULES_FILE),
+                err.to_errno()
+            );
+        }
         loop {
             if room.is_none() {
                 room = KVec::with_capacity(MAX_LOST_DIRS, GFP).ok();

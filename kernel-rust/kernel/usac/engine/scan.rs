@@ -78,6 +78,10 @@ impl Engine {
                 if side == Side::B && names_on_a.binary_search(&listed.name).is_ok() {
                     continue;
                 }
+                // Neither queued nor, for a directory, watched or listed.
+                if self.verdict_of_listed(side, &path, &listed)?.ignored {
+                    continue;
+                }
                 work.push(Dirty { path, why }, GFP)?;
             }
         }
