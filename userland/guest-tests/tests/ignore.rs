@@ -136,10 +136,13 @@ fn anchored_negated_directory_only_and_double_star_rules_decide_what_is_mirrored
     write(&a, "doc.swp", "saved");
     fs::rename(a.join("doc.swp"), a.join("doc")).unwrap();
     assert!(arrives(&b.join("doc"), b"saved"));
+    // Renamed to an ignored name: gone from B, not renamed there.
+    fs::rename(a.join("doc"), a.join("doc.swp")).unwrap();
+    assert!(eventually(ARRIVAL, || !b.join("doc").exists()), "the rename away never arrived");
     assert!(arrives(&b.join("sub/new.c"), b"new source"));
     settle(&a, &b);
     settle(&b, &a);
-    assert!(!b.join("new.o").exists() && !b.join("doc.swp").exists());
+    assert!(!b.join("new.o").exists() && !b.join("doc.swp").exists(), "B: {:?}", names(&b));
     assert_eq!(read(&b, "main.o"), "B's own");
     assert!(!b.join("b.o").exists() && !a.join("b.o").exists());
     assert!(a.join("keep.o").exists() && a.join("new.o").exists());
@@ -222,6 +225,33 @@ fn a_rule_removed_live_brings_its_names_in_as_a_union_never_a_delete() {
     sync.stop();
 }
 
+/// The base of a call that ran before a rule came knows names the rule now
+/// ignores; a delete made while no call ran is no reason to delete the
+/// other side's copy once the rule goes.
+#[test]
+fn names_a_rule_ignores_at_start_are_forgotten_by_the_base() {
+    let (_s, a, b) = pair("ignore-start");
+    write(&a, "old.log", "mirrored by the first call");
+    write(&a, "keep", "k");
+    let sync = Syncer::start(&a, &b);
+    assert!(arrives(&b.join("old.log"), b"mirrored by the first call"));
+    assert!(eventually(ARRIVAL, || guest_tests::base_records(&a, "old.log")), "the base was never saved");
+    sync.stop();
+    write(&a, RULES, "*.log\n");
+    write(&b, RULES, "*.log\n");
+    fs::remove_file(a.join("old.log")).unwrap();
+    let sync = Syncer::start(&a, &b);
+    settle(&a, &b);
+    assert!(b.join("old.log").exists(), "an ignored name was deleted");
+    fs::remove_file(a.join(RULES)).unwrap();
+    assert!(eventually(ARRIVAL, || !b.join(RULES).exists()), "the removal of the rules never arrived");
+    assert!(arrives(&a.join("old.log"), b"mirrored by the first call"), "not brought back as a union");
+    settle(&a, &b);
+    assert_eq!(names(&a), sorted(&["keep", "old.log"]));
+    assert_eq!(names(&b), names(&a));
+    sync.stop();
+}
+
 #[test]
 fn a_removed_directory_stays_for_its_ignored_names_unless_they_match_deletable_rules() {
     let (_s, a, b) = pair("ignore-rmrf");
@@ -262,6 +292,12 @@ fn a_removed_directory_stays_for_its_ignored_names_unless_they_match_deletable_r
         ])
     );
     assert_eq!(log.lines_with("holds ignored names"), 1, "{}", log.log());
+    sync.stop();
+    // The directory stays agreed on: a new call does not bring it back to A.
+    let sync = Syncer::start(&a, &b);
+    settle(&a, &b);
+    settle(&b, &a);
+    assert_eq!(names(&a), sorted(&[RULES, "after"]));
     sync.stop();
 }
 
