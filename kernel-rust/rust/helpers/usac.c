@@ -203,19 +203,25 @@ struct mem_cgroup *rust_helper_usac_group_memcg(struct fsnotify_group *group)
 }
 
 /*
- * True when @dentry is named exactly @name (@len bytes): a case-folding
- * file system finds a name under another spelling.
+ * How @dentry, found by a lookup of @name (@len bytes), is named now: 0
+ * exactly so; 1 under another spelling that its file system takes for the
+ * same name (it folds case); -1 under another name (renamed since).
  */
-bool rust_helper_usac_dentry_named(struct dentry *dentry,
-				   const unsigned char *name, unsigned int len)
+int rust_helper_usac_dentry_spelling(struct dentry *dentry,
+				     const unsigned char *name, unsigned int len)
 {
-	bool same;
+	struct qstr asked = QSTR_INIT(name, len);
+	int spelling;
 
 	spin_lock(&dentry->d_lock);
-	same = dentry->d_name.len == len &&
-	       !memcmp(dentry->d_name.name, name, len);
+	if (dentry->d_name.len == len && !memcmp(dentry->d_name.name, name, len))
+		spelling = 0;
+	else if (d_same_name(dentry, dentry->d_parent, &asked))
+		spelling = 1;
+	else
+		spelling = -1;
 	spin_unlock(&dentry->d_lock);
-	return same;
+	return spelling;
 }
 
 /*

@@ -271,3 +271,27 @@ fn latency_of_200_small_files() {
     println!("METRIC latency close->arrival over 200 x 4 KiB: p50 {:?} p99 {:?} max {:?}", p(50), p(99), samples[199]);
     sync.stop();
 }
+
+/// A name renamed while the sync looks it up is found under its new name
+/// by the lookup: that is the user's rename, not a file system that folds
+/// case (issue 22: the vfat round reported `cannot sync "f1" (error -76)`
+/// once, A's `f1` having been renamed during the lookup).
+#[test]
+fn names_renamed_during_their_lookup_are_no_case_collision() {
+    let (_s, a, b) = pair("rename-race");
+    let log = guest_tests::LogMark::now();
+    let sync = Syncer::start(&a, &b);
+    fs::write(a.join("f"), b"renamed back and forth").unwrap();
+    assert!(arrives(&b.join("f"), b"renamed back and forth"));
+    for _ in 0..2000 {
+        fs::rename(a.join("f"), a.join("g")).unwrap();
+        fs::rename(a.join("g"), a.join("f")).unwrap();
+    }
+    assert!(arrives(&b.join("f"), b"renamed back and forth"));
+    fs::write(a.join("after"), b"done").unwrap();
+    assert!(arrives(&b.join("after"), b"done"));
+    assert!(eventually(ARRIVAL, || !b.join("g").exists()), "g stayed on B");
+    let said = log.log();
+    assert!(!said.contains("error -76"), "a rename was taken for a case collision:\n{said}");
+    sync.stop();
+}

@@ -200,7 +200,8 @@ pub(crate) fn leased() -> Error {
 
 /// Looks `rel` up below `root` without following any symlink; `None` when
 /// it does not exist, or when a parent is no directory any more (a symlink
-/// included: its target is outside what we mirror).
+/// included: its target is outside what we mirror). `ENOENT` (a race) when
+/// the entry found was renamed before its name could be checked.
 pub(crate) fn lookup(root: &DirPath, rel: &[u8]) -> Result<Option<Held>> {
     walk(root, rel, 0)
 }
@@ -260,13 +261,16 @@ pub(super) fn walk(root: &DirPath, rel: &[u8], flags: u32) -> Result<Option<Held
             let last = split(rel).1;
             // SAFETY: the dentry is referenced by `held`; `last` is valid
             // for its length.
-            let named = unsafe {
-                bindings::usac_dentry_named(held.dentry(), last.as_ptr(), last.len() as c_uint)
+            let spelling = unsafe {
+                bindings::usac_dentry_spelling(held.dentry(), last.as_ptr(), last.len() as c_uint)
             };
-            if named {
-                Ok(Some(held))
-            } else {
-                Err(case_collision())
+            match spelling {
+                0 => Ok(Some(held)),
+                1 => Err(case_collision()),
+                // Renamed by the user since the lookup: what the name holds
+                // now is not known, so it is a race (the parent is looked at
+                // again), never a name found missing.
+                _ => Err(ENOENT),
             }
         }
         Err(e) if e == ENOENT || e == ENOTDIR || e == symlink_met() => Ok(None),
