@@ -84,7 +84,9 @@ impl Engine {
             }
             if emptied {
                 match vfs::rmdir(root, &dir) {
-                    // Ignored names keep it, or one came since it was listed.
+                    // Once ignored names kept a directory, its parents fail
+                    // too; a name that came since the listing is then not
+                    // told apart: its own event mirrors it.
                     Err(e) if e == vfs::not_empty() => kept |= !kept_ignored,
                     Err(e) if e != ENOENT => return Err(e),
                     _ => {}

@@ -157,6 +157,12 @@ impl Engine {
         let mut base = self.base.lock();
         let mut ignored: KVVec<KVec<u8>> = KVVec::new();
         for (path, entry) in base.names() {
+            // A base of a million names and many rules takes seconds; a
+            // stop leaves the rest to the next start, which does this again.
+            thread::yield_now();
+            if thread::should_stop() {
+                return Err(EINTR);
+            }
             // What is below an ignored directory goes with it.
             let below_last = ignored.last().is_some_and(|dir| {
                 path.strip_prefix(dir.as_slice())

@@ -31,12 +31,13 @@ impl Engine {
         let mut started = false;
         let mut failures = Failures::new();
         // Before the first batch, which reconciles the whole tree.
-        if let Err(err) = self.load_rules().map(drop) {
-            pr_warn!(
+        match self.load_rules() {
+            Err(err) if !thread::should_stop() => pr_warn!(
                 "cannot read {} (error {}): read again when it changes\n",
                 kernel::str::BStr::from_bytes(ignore::RULES_FILE),
                 err.to_errno()
-            );
+            ),
+            _ => {}
         }
         loop {
             if room.is_none() {
