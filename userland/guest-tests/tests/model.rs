@@ -17,6 +17,15 @@
 //! converge (a sync that blocked on one would not converge in time), then
 //! released. `RTS_OPS` sets the number of operations; the seed is printed,
 //! and a failing seed becomes a fixed test below.
+//!
+//! Ignore rules (issue 24): the run starts with a rules file that makes
+//! every top-level `i*` name private to each side, and edits it now and
+//! then, live and as an editor saves (under an ignored name, then renamed
+//! over it), to re-include `i2` and to ignore it again. Operations reach
+//! the ignored names too, renames between them and mirrored names among
+//! them. Each side has a private shadow for what the rules keep to it; a
+//! side must hold the shared shadow and its own private one, nothing of
+//! the other side's.
 
 use guest_tests::{assert_no_temp_names, eventually, pair, Syncer, ARRIVAL};
 use rand::rngs::Xoshiro256PlusPlus;
@@ -28,7 +37,14 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
+
+const RULES_FILE: &str = ".real-time-sync-ignore";
+/// The rules the run switches between: every top-level `i*` name kept to
+/// its side, or all of them but `i2`.
+const RULES_ALL: &str = "# names each side keeps to itself\n/i*\n";
+const RULES_BUT_I2: &str = "# names each side keeps to itself\n/i*\n!/i2\n";
 
 /// Reproducible choices from a seed (xoshiro256++, a fixed algorithm).
 struct Rng(Xoshiro256PlusPlus);
@@ -167,6 +183,23 @@ fn take_write_lease(path: &Path) -> std::io::Result<File> {
     }
 }
 
+/// A name in `dir`; the top also has the names the rules may ignore.
+fn draw_name(rng: &mut Rng, dir: &str) -> String {
+    match rng.below(if dir.is_empty() { 11 } else { 8 }) {
+        n @ 0..8 => format!("n{n}"),
+        n => format!("i{}", n - 8),
+    }
+}
+
+/// Removes whatever `path` is; true when there was something.
+fn remove_any(path: &Path) -> bool {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path).is_ok(),
+        Ok(_) => fs::remove_file(path).is_ok(),
+        Err(_) => false,
+    }
+}
+
 /// One random operation, drawn once and made on a side and on the shadow.
 struct Operation {
     op: u64,
@@ -187,9 +220,9 @@ impl Operation {
             Area::Sub(_) => 12,
         });
         let dir = rng.pick(area.dirs());
-        let name = format!("n{}", rng.below(8));
+        let name = draw_name(rng, dir);
         let to_dir = rng.pick(area.dirs());
-        let to_name = format!("n{}", rng.below(8));
+        let to_name = draw_name(rng, to_dir);
         let value = rng.below(1000);
         let mode = [0o600, 0o644, 0o700, 0o755][rng.below(4) as usize];
         let len = rng.below(3);
@@ -202,9 +235,10 @@ impl Operation {
     }
 
     /// Makes the operation below `root`, one of the trees that must stay
-    /// alike (a side under change, the shadow). Failures are part of the
-    /// game (a name may be missing, or a directory); they are alike too.
-    fn make(&self, root: &Path, area: Area) -> std::io::Result<Option<File>> {
+    /// alike (a side under change, the shadow), a rename's target below
+    /// `to_root`. Failures are part of the game (a name may be missing, or
+    /// a directory); they are alike too.
+    fn make(&self, root: &Path, to_root: &Path, area: Area) -> std::io::Result<Option<File>> {
         let dir = root.join(self.dir);
         let name = dir.join(&self.name);
         match self.op {
@@ -214,7 +248,7 @@ impl Operation {
             // rm -rf of a directory inside the area, never of its top.
             6 if self.dir != area.top() => fs::remove_dir_all(&dir),
             6 => fs::remove_dir_all(&name),
-            7 => fs::rename(&name, root.join(self.to_dir).join(&self.to_name)),
+            7 => fs::rename(&name, to_root.join(self.to_dir).join(&self.to_name)),
             8 => fs::set_permissions(&name, fs::Permissions::from_mode(self.mode)),
             9 => fs::OpenOptions::new().write(true).open(&name).and_then(|f| f.set_len(self.len)),
             10 => truncate_by_path(&name, self.len),
@@ -256,6 +290,11 @@ struct Run {
     a: PathBuf,
     b: PathBuf,
     shadow: PathBuf,
+    /// What the rules keep to A, and to B.
+    private_a: PathBuf,
+    private_b: PathBuf,
+    /// Whether the rules in force ignore `i2`.
+    i2_ignored: bool,
     seed: u64,
     log: Vec<String>,
     held: Vec<Held>,
@@ -270,6 +309,36 @@ impl Run {
         }
     }
 
+    fn private(&self, on_a: bool) -> &Path {
+        if on_a {
+            &self.private_a
+        } else {
+            &self.private_b
+        }
+    }
+
+    /// True when the rules in force keep `dir/name` to its side.
+    fn is_private(&self, dir: &str, name: &str) -> bool {
+        dir.is_empty() && name.starts_with('i') && (self.i2_ignored || name != "i2")
+    }
+
+    /// What a side must hold: the shadow and the names private to it.
+    fn model(&self, on_a: bool) -> Tree {
+        let mut model = without_mtimes(tree(&self.shadow));
+        model.extend(without_mtimes(tree(self.private(on_a))));
+        model.sort();
+        model
+    }
+
+    /// `side_tree` of one side split into what is mirrored and what is
+    /// private to it (below a top-level name of its private shadow).
+    fn split_private(&self, side_tree: Tree, on_a: bool) -> (Tree, Tree) {
+        let private: Vec<_> = tree(self.private(on_a)).into_iter().map(|(p, _)| p).collect();
+        side_tree.into_iter().partition(|(p, _)| {
+            !p.components().next().is_some_and(|top| private.contains(&PathBuf::from(top.as_os_str())))
+        })
+    }
+
     /// `count` operations on one side within `area`, without waiting.
     fn burst(&mut self, rng: &mut Rng, on_a: bool, area: Area, count: u64) {
         for _ in 0..count {
@@ -277,6 +346,8 @@ impl Run {
             let (side, other) = self.sides(on_a);
             let (side, other) = (side.to_path_buf(), other.to_path_buf());
             let at = |root: &Path| root.join(operation.dir).join(&operation.name);
+            let from_private = self.is_private(operation.dir, &operation.name);
+            let to_private = self.is_private(operation.to_dir, &operation.to_name);
             match operation.op {
                 13 => {
                     let count = self.held.iter().filter(|h| matches!(h, Held::Writer { .. })).count() as u64;
@@ -292,10 +363,14 @@ impl Run {
                 // Open for writing and never written, on either side.
                 14 => self.held.extend(open_for_append(&at(&side)).ok().map(Held::Idle)),
                 15 => self.held.extend(open_for_append(&at(&other)).ok().map(Held::Idle)),
-                16 => self.held.extend(take_write_lease(&at(&other)).ok().map(Held::Lease)),
+                // The sync never opens an ignored name: no lease there.
+                16 if !from_private => self.held.extend(take_write_lease(&at(&other)).ok().map(Held::Lease)),
+                16 => {}
                 _ => {
-                    let on_side = operation.make(&side, area);
-                    let on_shadow = operation.make(&self.shadow, area);
+                    let private = self.private(on_a).to_path_buf();
+                    let shadow_of = |is_private: bool| if is_private { &private } else { &self.shadow };
+                    let on_side = operation.make(&side, &side, area);
+                    let on_shadow = operation.make(shadow_of(from_private), shadow_of(to_private), area);
                     if let (Ok(Some(side)), Ok(Some(shadow))) = (on_side, on_shadow) {
                         self.held.push(Held::Writer { side, shadow });
                     }
@@ -303,6 +378,46 @@ impl Run {
             }
             self.log.push(format!("{} {}", if on_a { "A" } else { "B" }, operation.describe()));
         }
+    }
+
+    /// Re-includes `i2` when the rules ignore it, ignores it again when
+    /// not; the edit is made on one side as an editor saves.
+    fn edit_rules(&mut self, on_a: bool) {
+        let (side, other) = self.sides(on_a);
+        let (side, other) = (side.to_path_buf(), other.to_path_buf());
+        let (private_side, private_other) = (self.private(on_a).to_path_buf(), self.private(!on_a).to_path_buf());
+        let rules = if self.i2_ignored {
+            // A re-included name has no base: a union, never a delete. Held
+            // on both sides it would be a conflict (the three-way tests have
+            // those); the run keeps one of them.
+            if fs::symlink_metadata(private_side.join("i2")).is_ok() && remove_any(&other.join("i2")) {
+                assert!(remove_any(&private_other.join("i2")), "the model's private i2 of the other side");
+                self.log
+                    .push(format!("{} i2 removed, to be re-included without a conflict", if on_a { "B" } else { "A" }));
+            }
+            for private in [&private_side, &private_other] {
+                if fs::symlink_metadata(private.join("i2")).is_ok() {
+                    fs::rename(private.join("i2"), self.shadow.join("i2")).unwrap();
+                }
+            }
+            RULES_BUT_I2
+        } else {
+            // Ignored again, it stays on both sides as it is.
+            if fs::symlink_metadata(self.shadow.join("i2")).is_ok() {
+                let copied =
+                    Command::new("cp").arg("-a").arg(self.shadow.join("i2")).arg(&private_side).status().unwrap();
+                assert!(copied.success(), "cp -a of the shadow's i2");
+                fs::rename(self.shadow.join("i2"), private_other.join("i2")).unwrap();
+            }
+            RULES_ALL
+        };
+        let draft = side.join("i.rules");
+        fs::write(&draft, rules).unwrap();
+        fs::rename(&draft, side.join(RULES_FILE)).unwrap();
+        fs::write(self.shadow.join(RULES_FILE), rules).unwrap();
+        self.i2_ignored = !self.i2_ignored;
+        let what = if self.i2_ignored { "ignores i2" } else { "mirrors i2" };
+        self.log.push(format!("{} rules edited: {what}", if on_a { "A" } else { "B" }));
     }
 
     /// Closes the writers (a last append first) and the idle descriptors;
@@ -317,13 +432,13 @@ impl Run {
         self.held.retain(|h| matches!(h, Held::Lease(_)));
     }
 
-    /// Both sides must come to hold what the shadow holds, and the same
-    /// as each other: first while the leases are held (everything else
-    /// must arrive meanwhile; a leased file is looked at from outside), then
-    /// with the leases released.
+    /// Both sides must come to hold what the model says (the shadow and
+    /// their private names), and the same mirrored names as each other:
+    /// first while the leases are held (everything else must arrive
+    /// meanwhile; a leased file is looked at from outside), then with the
+    /// leases released.
     fn converge(&mut self, phase: &str, leases_on_a: bool) {
         self.close_descriptors();
-        let model = without_mtimes(tree(&self.shadow));
         let leased: Vec<(u64, u64)> = self
             .held
             .iter()
@@ -355,35 +470,44 @@ impl Run {
             let view = || -> Tree {
                 guest_tests::tree_reading(leased_side, &read).into_iter().filter(|(p, _)| !is_temp(p)).collect()
             };
+            let (side_model, leased_private) =
+                (self.model(!leases_on_a), without_mtimes(tree(self.private(leases_on_a))));
             let ok = eventually(ARRIVAL, || {
                 let side_tree = tree(side);
-                without_mtimes(side_tree.clone()) == model && agrees(&view(), &side_tree)
+                let (view_mirrored, view_private) = self.split_private(view(), leases_on_a);
+                without_mtimes(side_tree.clone()) == side_model
+                    && agrees(&view_mirrored, &self.split_private(side_tree, !leases_on_a).0)
+                    && without_mtimes(view_private) == leased_private
             });
             if !ok {
                 let (a, b) = if leases_on_a { (view(), tree(side)) } else { (tree(side), view()) };
-                self.fail(&format!("{phase}, leases held"), &model, &a, &b);
+                self.fail(&format!("{phase}, leases held"), &a, &b);
             }
             self.held.clear();
             self.log.push("leases released".into());
         }
+        let (model_a, model_b) = (self.model(true), self.model(false));
         let ok = eventually(ARRIVAL, || {
             let (a, b) = (tree(&self.a), tree(&self.b));
-            a == b && without_mtimes(a) == model
+            without_mtimes(a.clone()) == model_a
+                && without_mtimes(b.clone()) == model_b
+                && self.split_private(a, true).0 == self.split_private(b, false).0
         });
         if !ok {
-            self.fail(phase, &model, &tree(&self.a), &tree(&self.b));
+            self.fail(phase, &tree(&self.a), &tree(&self.b));
         }
     }
 
-    fn fail(&self, phase: &str, model: &Tree, a: &Tree, b: &Tree) -> ! {
+    fn fail(&self, phase: &str, a: &Tree, b: &Tree) -> ! {
         let last: Vec<_> = self.log.iter().rev().take(25).rev().collect();
+        // The differences first: a log viewer that cuts long output keeps them.
         panic!(
-            "last operations {last:#?}\nA against the model:\n{}B against the model:\n{}B against A:\n{}seed {:#x}, after {phase} (operation {}): the sides differ from the model or from each other",
-            differences(model, &without_mtimes(a.clone())),
-            differences(model, &without_mtimes(b.clone())),
-            differences(a, b),
+            "seed {:#x}, after {phase} (operation {}): the sides differ from the model or from each other\nA against the model:\n{}B against the model:\n{}B against A, mirrored names:\n{}last operations {last:#?}",
             self.seed,
-            self.log.len()
+            self.log.len(),
+            differences(&self.model(true), &without_mtimes(a.clone())),
+            differences(&self.model(false), &without_mtimes(b.clone())),
+            differences(&self.split_private(a.clone(), true).0, &self.split_private(b.clone(), false).0),
         );
     }
 }
@@ -393,8 +517,12 @@ fn model_run(seed: u64) {
     println!("METRIC model run: {ops} operations, seed {seed:#x}");
     let (scratch, a, b) = pair("model");
     let shadow = scratch.dir("shadow");
+    for root in [&a, &shadow] {
+        fs::write(root.join(RULES_FILE), RULES_ALL).unwrap();
+    }
     let mut sync = Syncer::start(&a, &b);
-    let mut run = Run { a, b, shadow, seed, log: Vec::new(), held: Vec::new() };
+    let (private_a, private_b) = (scratch.dir("private-a"), scratch.dir("private-b"));
+    let mut run = Run { a, b, shadow, private_a, private_b, i2_ignored: true, seed, log: Vec::new(), held: Vec::new() };
     // SAFETY: ignoring SIGIO, the signal a lease holder gets when its lease
     // is broken, in this test process: the leases are the test's.
     unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
@@ -442,8 +570,14 @@ fn model_run(seed: u64) {
                 }
                 run.converge("two-sided work", leases_on_a);
             }
-            // A quick burst on one side.
+            // The rules edited.
             3 => {
+                run.edit_rules(on_a);
+                done += 1;
+                run.converge("a rules edit", leases_on_a);
+            }
+            // A quick burst on one side.
+            4 => {
                 let count = 2 + rng.below(5);
                 run.burst(&mut rng, on_a, Area::Whole, count);
                 done += count;
