@@ -366,6 +366,12 @@ impl Run {
                 // The sync never opens an ignored name: no lease there.
                 16 if !from_private => self.held.extend(take_write_lease(&at(&other)).ok().map(Held::Lease)),
                 16 => {}
+                // Through a private symlink an operation reaches a mirrored
+                // name, where the private shadow cannot follow: such a link
+                // is only removed or renamed.
+                _ if from_private
+                    && !matches!(operation.op, 4 | 6 | 7)
+                    && fs::symlink_metadata(at(&side)).is_ok_and(|m| m.file_type().is_symlink()) => {}
                 _ => {
                     let private = self.private(on_a).to_path_buf();
                     let shadow_of = |is_private: bool| if is_private { &private } else { &self.shadow };
