@@ -423,8 +423,8 @@ pub fn tree_reading(
 pub fn assert_mirrored(a: &Path, b: &Path) {
     let ok = eventually(ARRIVAL, || tree(a) == tree(b));
     assert!(ok, "trees differ:\n{}", tree_diff(a, b));
-    assert_no_temp_names(a);
-    assert_no_temp_names(b);
+    assert_temp_names_go(a);
+    assert_temp_names_go(b);
 }
 
 /// What differs between two trees, one line per entry, for failure messages.
@@ -453,12 +453,26 @@ pub fn tree_diff(a: &Path, b: &Path) -> String {
 /// naming.rs).
 pub const TEMP_PREFIX: &str = ".usac-tmp-";
 
-/// The sync's temporary names never stay behind.
+/// The sync's temporary names under `root`.
+fn temp_names(root: &Path) -> Vec<PathBuf> {
+    tree(root)
+        .into_iter()
+        .map(|(rel, _)| rel)
+        .filter(|rel| rel.file_name().unwrap().to_string_lossy().starts_with(TEMP_PREFIX))
+        .collect()
+}
+
+/// A stopped pair holds none of the sync's temporary names.
 pub fn assert_no_temp_names(root: &Path) {
-    for (rel, _) in tree(root) {
-        let name = rel.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(!name.starts_with(TEMP_PREFIX), "temporary name left: {rel:?}");
-    }
+    let left = temp_names(root);
+    assert!(left.is_empty(), "temporary names left under {root:?}: {left:?}");
+}
+
+/// In a live pair a temporary name exists while a copy or a save of the
+/// base is under way; none may stay behind.
+pub fn assert_temp_names_go(root: &Path) {
+    let gone = eventually(ARRIVAL, || temp_names(root).is_empty());
+    assert!(gone, "temporary names left under {root:?}: {:?}", temp_names(root));
 }
 
 /// The inode number of `path`.
