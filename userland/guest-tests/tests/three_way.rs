@@ -391,3 +391,57 @@ fn the_base_is_saved_soon_after_the_last_change_while_the_call_runs() {
     assert!(eventually(Duration::from_secs(3), || saved() != before), "the base did not follow a change within 3 s");
     sync.stop();
 }
+
+/// B's user holds `d/n` open for writing while A's user removes `d`: the
+/// rest of `d` goes at once, `d/n` waits for its writer. What the writer
+/// writes after the delete is newer and comes back to A; a close without a
+/// write brings nothing, and the delete wins.
+fn a_removed_directory_with_a_writer_on_the_other_side(write: bool) {
+    let (s, a, b) = pair(if write { "rm-rf-writer" } else { "rm-rf-idle-writer" });
+    s.dir("a/d");
+    s.file("a/d/n", b"one");
+    s.file("a/d/m", b"m");
+    let sync = Syncer::start(&a, &b);
+    both_hold(&a, &b, &[("d/n", b"one"), ("d/m", b"m")]);
+    let mut writer = fs::OpenOptions::new().append(true).open(b.join("d/n")).unwrap();
+    sh(&format!("rm -rf {}/d", a.display()));
+    assert!(guest_tests::gone(&b.join("d/m")), "the delete was not mirrored");
+    std::thread::sleep(Duration::from_millis(300));
+    if write {
+        writer.write_all(b"two").unwrap();
+    }
+    drop(writer);
+    both_hold(&a, &b, if write { &[("d/n", b"onetwo")] } else { &[] });
+    sync.stop();
+}
+
+#[test]
+fn a_write_after_the_other_side_removed_its_directory_is_kept_on_both() {
+    a_removed_directory_with_a_writer_on_the_other_side(true);
+}
+
+#[test]
+fn a_file_closed_unwritten_after_the_other_side_removed_its_directory_goes() {
+    a_removed_directory_with_a_writer_on_the_other_side(false);
+}
+
+/// The same close, but taken in one batch with the delete (a large copy
+/// keeps the sync busy meanwhile): it brought nothing new, so it must not
+/// undo the delete (CI's model run had `rm -rf` undone this way).
+#[test]
+fn a_close_without_a_write_in_the_batch_of_a_removed_directory_does_not_undo_it() {
+    let (s, a, b) = pair("rm-rf-close");
+    s.dir("a/d");
+    s.file("a/d/n", b"n");
+    s.file("a/d/m", b"m");
+    let sync = Syncer::start(&a, &b);
+    both_hold(&a, &b, &[("d/n", b"n"), ("d/m", b"m")]);
+    let writer = fs::OpenOptions::new().append(true).open(b.join("d/n")).unwrap();
+    fs::write(a.join("big"), vec![1u8; 384 << 20]).unwrap();
+    sh(&format!("rm -rf {}/d", a.display()));
+    drop(writer);
+    assert!(fs::metadata(b.join("big")).map_or(true, |m| m.len() < 384 << 20), "the sync was not busy: no race");
+    let big = format!("{} bytes", 384 << 20);
+    both_hold(&a, &b, &[("big", big.as_bytes())]);
+    sync.stop();
+}

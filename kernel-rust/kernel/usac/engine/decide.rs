@@ -265,7 +265,11 @@ impl Engine {
                 self.scan_dir(rel, work, deep_scan())
             }
             Action::Remove { on } => match self.remove_tree(on, rel, recent, source(on))? {
-                Removed::All => self.forgotten(rel),
+                Removed::All => self
+                    .forgotten(rel)
+                    .and_then(|()| self.parent_again(on, rel, work)),
+                // Its record stays for the files that wait in it.
+                Removed::Waiting => Ok(()),
                 // The directory stays for its ignored names: still agreed
                 // on, so that no later look at it brings it back.
                 Removed::ButIgnored => self.forgotten(rel).and_then(|()| match agreed {
@@ -324,6 +328,17 @@ impl Engine {
             Err(e) if e == EAGAIN => self.requeue(rel, why),
             other => other,
         }
+    }
+
+    /// After `rel` went from `on`: a parent already gone from the other side
+    /// stayed on `on` for what waited in it ([`Removed::Waiting`]), and is
+    /// looked at again now.
+    fn parent_again(&self, on: Side, rel: &[u8], work: &mut KVVec<Dirty>) -> Result {
+        let parent = vfs::split(rel).0;
+        if parent.is_empty() || vfs::lookup(self.root(on.other()), parent)?.is_some() {
+            return Ok(());
+        }
+        push_dirty(work, parent, Reason::default())
     }
 
     /// `seen`, with the change cookie of `side`'s entry read again after a

@@ -11,6 +11,10 @@ pub(super) enum Removed {
     All,
     /// All but the ignored names, and the directories that hold them.
     ButIgnored,
+    /// All but files as agreed that wait for an event of their own (a
+    /// writer's close, an event not yet acted on), and the directories that
+    /// hold them: those events decide, against the base kept for them.
+    Waiting,
 }
 
 impl Removed {
@@ -18,7 +22,7 @@ impl Removed {
     pub(super) fn or_not_empty(self) -> Result {
         match self {
             Removed::All => Ok(()),
-            Removed::ButIgnored => Err(vfs::not_empty()),
+            Removed::ButIgnored | Removed::Waiting => Err(vfs::not_empty()),
         }
     }
 }
@@ -39,7 +43,10 @@ impl Engine {
     /// Removes `rel` from `side`: a file, or a whole directory tree. What
     /// was changed on `side` since (a file created while the user's `rm -rf`
     /// ran on the other side) stays, with the directories that hold it: it
-    /// is newer than the delete, and mirrored back.
+    /// is newer than the delete, and mirrored back. A file as agreed that
+    /// some task has open for writing, or that has an event not yet acted
+    /// on, stays with its base: its own event (the close) decides, and a
+    /// write after the delete is then kept, a close without one is not news.
     ///
     /// Ignored names stay too, with the directories that hold them, and
     /// that is said once; unless all that keeps a directory are names of
@@ -77,6 +84,7 @@ impl Engine {
         stack.push((clone_bytes(rel)?, false), GFP)?;
         let mut kept = false;
         let mut kept_ignored = false;
+        let mut waiting: KVVec<(KVec<u8>, Entry, Ids)> = KVVec::new();
         while let Some((dir, emptied)) = vec::pop(&mut stack) {
             thread::yield_now();
             if thread::should_stop() {
@@ -87,7 +95,7 @@ impl Engine {
                     // Once ignored names kept a directory, its parents fail
                     // too; a name that came since the listing is then not
                     // told apart: its own event mirrors it.
-                    Err(e) if e == vfs::not_empty() => kept |= !kept_ignored,
+                    Err(e) if e == vfs::not_empty() => kept |= !kept_ignored && waiting.is_empty(),
                     Err(e) if e != ENOENT => return Err(e),
                     _ => {}
                 }
@@ -136,9 +144,22 @@ impl Engine {
                     }
                     None => false,
                 };
-                if !as_agreed || self.changed_meanwhile(side, &path, recent) {
-                    kept = true;
-                    continue;
+                let waits = self.changed_meanwhile(side, &path, recent)
+                    || looked_at.as_ref().is_some_and(Held::open_for_write);
+                match agreed {
+                    _ if !as_agreed => {
+                        kept = true;
+                        continue;
+                    }
+                    Some((entry, ids)) if waits && !is_dir && entry.kind == Kind::File => {
+                        waiting.push((path, entry, ids), GFP)?;
+                        continue;
+                    }
+                    _ if waits => {
+                        kept = true;
+                        continue;
+                    }
+                    _ => {}
                 }
                 if is_dir {
                     stack.push((path, false), GFP)?;
@@ -171,9 +192,17 @@ impl Engine {
         // What stayed is newer than what was agreed on: the directory is
         // no longer as agreed, and its parent's reconciliation (which then
         // has no base for it) mirrors what stayed back to the other side.
+        // The files that wait keep their base, for their own events.
         if kept {
             self.forgotten(rel)?;
+            let mut base = self.base.lock();
+            for (path, entry, ids) in waiting.iter() {
+                base.set(path, *entry, *ids, &[])?;
+            }
             return Err(vfs::not_empty());
+        }
+        if !waiting.is_empty() {
+            return Ok(Removed::Waiting);
         }
         if kept_ignored {
             self.tell_once(rel, "holds ignored names in it: kept there with them", side)?;
