@@ -11,9 +11,9 @@ pub(super) enum Removed {
     All,
     /// All but the ignored names, and the directories that hold them.
     ButIgnored,
-    /// All but files as agreed that wait for an event of their own (a
-    /// writer's close, an event not yet acted on), and the directories that
-    /// hold them: those events decide, against the base kept for them.
+    /// All but files as agreed that a task has open for writing, and the
+    /// directories that hold them: the writers' closes decide, against the
+    /// base kept for those files.
     Waiting,
 }
 
@@ -43,10 +43,11 @@ impl Engine {
     /// Removes `rel` from `side`: a file, or a whole directory tree. What
     /// was changed on `side` since (a file created while the user's `rm -rf`
     /// ran on the other side) stays, with the directories that hold it: it
-    /// is newer than the delete, and mirrored back. A file as agreed that
-    /// some task has open for writing, or that has an event not yet acted
-    /// on, stays with its base: its own event (the close) decides, and a
-    /// write after the delete is then kept, a close without one is not news.
+    /// is newer than the delete, and mirrored back. An event not yet acted
+    /// on counts as such a change unless the file's change cookie says it
+    /// is as agreed (a close without a write). A file as agreed that some
+    /// task has open for writing stays with its base: its writer's close
+    /// decides, and a write after the delete is then kept.
     ///
     /// Ignored names stay too, with the directories that hold them, and
     /// that is said once; unless all that keeps a directory are names of
@@ -126,6 +127,10 @@ impl Engine {
                 // synced, or changed since) stays, and is mirrored back.
                 let agreed = self.base.lock().get(&path)?;
                 let mut looked_at = None;
+                // The same inode with the change cookie agreed on: not
+                // changed at all, whatever its events say (a close without
+                // a write).
+                let mut vouched = false;
                 let as_agreed = match agreed {
                     Some((agreed, _)) if is_dir => agreed.kind == Kind::Dir,
                     Some((agreed, ids)) => {
@@ -133,9 +138,11 @@ impl Engine {
                         let (ino, cookie) = (ids.inos[i], ids.cookies[i]);
                         match self.stat(side, &path)? {
                             Some((held, now)) => {
+                                let same_cookie = cookie == 0 || held.change_cookie()? == cookie;
                                 let same = now.unchanged_since(&agreed)
                                     && (ino == 0 || held.ino() == ino)
-                                    && (cookie == 0 || held.change_cookie()? == cookie);
+                                    && same_cookie;
+                                vouched = same && ino != 0 && cookie != 0;
                                 looked_at = Some(held);
                                 same
                             }
@@ -144,19 +151,20 @@ impl Engine {
                     }
                     None => false,
                 };
-                let waits = self.changed_meanwhile(side, &path, recent)
-                    || looked_at.as_ref().is_some_and(Held::open_for_write);
+                // An event not yet acted on that the cookie cannot vouch
+                // for may be a change: newer than the delete.
+                let news = !vouched && self.changed_meanwhile(side, &path, recent);
                 match agreed {
-                    _ if !as_agreed => {
+                    _ if !as_agreed || news => {
                         kept = true;
                         continue;
                     }
-                    Some((entry, ids)) if waits && !is_dir && entry.kind == Kind::File => {
+                    // Its writer's close is reported, and decides.
+                    Some((entry, ids))
+                        if entry.kind == Kind::File
+                            && looked_at.as_ref().is_some_and(Held::open_for_write) =>
+                    {
                         waiting.push((path, entry, ids), GFP)?;
-                        continue;
-                    }
-                    _ if waits => {
-                        kept = true;
                         continue;
                     }
                     _ => {}
